@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo-output
+
+.PHONY: demo test lint typecheck unit bench-encode clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m connectors.demo --out-dir $(DEMO_DIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench-encode: $(STAMP)
+	$(BIN)/python bench/encode.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .pytest_cache .ruff_cache bench/.peers-venv
