@@ -115,22 +115,35 @@ BLACK_AFRICAN_CARIBBEAN = NameGroup(
     ),
 )
 
-EASTERN_EUROPEAN = NameGroup(
+POLISH = NameGroup(
     male=_t(
-        "Łukasz Lukasz Piotr Tomasz Krzysztof Paweł Michał Jakub Mateusz Marcin Grzegorz "
-        "Aleksander Wojciech Kamil Szymon Andrei Mihai Ionuț Ion Florin Bogdan Vasile Cristian "
-        "Adrian Oleksandr Dmytro Andriy Sergei Dmitri Nikolai Jānis Tomáš Martin Vladimir"
+        "Łukasz Piotr Tomasz Krzysztof Paweł Michał Jakub Mateusz Marcin Grzegorz Aleksander "
+        "Wojciech Kamil Szymon Adam Marek Dariusz Rafał Bartosz Oliwer"
     ),
     female=_t(
         "Katarzyna Agnieszka Małgorzata Anna Magdalena Joanna Aleksandra Monika Ewa Natalia "
-        "Karolina Zofia Oliwia Ioana Maria Elena Andreea Mihaela Alexandra Irina Olena Oksana "
-        "Tetiana Svetlana Ilona Kristýna Lucie Dorota Justyna Marta"
+        "Karolina Zofia Oliwia Dorota Justyna Marta Barbara Beata"
+    ),
+    # Adjectival surnames are stored in the masculine form; women get -ska / -cka.
+    family=_t(
+        "Nowak Kowalski Wiśniewski Wójcik Kowalczyk Kamiński Lewandowski Zieliński Szymański "
+        "Woźniak Dąbrowski Kozłowski Jankowski Mazur Krawczyk Wróbel Piotrowski Grabowski "
+        "Zając Pawlak Michalski Nowicki Kaczmarek"
+    ),
+)
+
+OTHER_EASTERN_EUROPEAN = NameGroup(
+    male=_t(
+        "Andrei Mihai Ionuț Ion Florin Bogdan Vasile Cristian Adrian Oleksandr Dmytro Andriy "
+        "Sergei Dmitri Nikolai Jānis Tomáš Martin Vladimir Darius"
+    ),
+    female=_t(
+        "Ioana Maria Elena Andreea Mihaela Alexandra Irina Olena Oksana Tetiana Svetlana Ilona "
+        "Kristýna Lucie Daria Simona"
     ),
     family=_t(
-        "Nowak Kowalski Kowalska Wiśniewski Wiśniewska Wójcik Kowalczyk Kamiński Lewandowski "
-        "Zieliński Szymański Woźniak Dąbrowski Kozłowski Jankowski Mazur Krawczyk Popescu "
-        "Ionescu Popa Dumitru Stan Stoica Gheorghe Constantin Rusu Kovalenko Shevchenko "
-        "Bondarenko Ivanov Petrov Novák Dvořák Horváth Kazlauskas"
+        "Popescu Ionescu Popa Dumitru Stan Stoica Gheorghe Constantin Rusu Kovalenko Shevchenko "
+        "Bondarenko Ivanov Petrov Novák Dvořák Horváth Kazlauskas Balogh Marin"
     ),
 )
 
@@ -173,7 +186,8 @@ GROUPS: tuple[tuple[str, NameGroup, float], ...] = (
     ("indian", INDIAN, 0.04),
     ("bangladeshi", BANGLADESHI, 0.02),
     ("black_african_caribbean", BLACK_AFRICAN_CARIBBEAN, 0.06),
-    ("eastern_european", EASTERN_EUROPEAN, 0.08),
+    ("polish", POLISH, 0.05),
+    ("other_eastern_european", OTHER_EASTERN_EUROPEAN, 0.03),
     ("arabic_somali", ARABIC_SOMALI, 0.05),
     ("chinese", CHINESE, 0.04),
 )
@@ -264,27 +278,40 @@ VARIANT_GROUPS: tuple[tuple[str, ...], ...] = (
     ("Rahman", "Rehman"),
     ("Uddin", "Udin"),
     ("Miah", "Mia", "Meah"),
-    ("Aleksander", "Alexander"),
-    ("Aleksandra", "Alexandra"),
-    ("Jakub", "Jacob"),
-    ("Piotr", "Peter"),
-    ("Tomasz", "Thomas"),
-    ("Oleksandr", "Aleksandr", "Alexander"),
     ("Andriy", "Andrii", "Andrey"),
     ("Sergei", "Sergey", "Serhiy"),
     ("Dmitri", "Dmitry", "Dmytro"),
     ("Nikolai", "Nikolay"),
     ("Tetiana", "Tatiana", "Tatyana"),
-    ("Olena", "Elena", "Helen"),
-    ("Ionuț", "Ionut"),
+    ("Oleksandr", "Aleksandr", "Olexandr"),
+    ("Olena", "Elena"),
     ("Kovalenko", "Kovalenco"),
     ("Shevchenko", "Schevchenko"),
     ("Zhang", "Chang"),
     ("Chen", "Chan"),
     ("Wong", "Huang"),
-    ("Li", "Lee"),
     ("Oyelaran", "Oyeleran"),
 )
+
+# Anglicised forms a native name may be recorded under (one way: Thomas never becomes Tomasz).
+ANGLICISED: dict[str, tuple[str, ...]] = {
+    "Aleksander": ("Alexander", "Alex"),
+    "Aleksandra": ("Alexandra",),
+    "Jakub": ("Jacob", "Jake"),
+    "Piotr": ("Peter",),
+    "Tomasz": ("Thomas", "Tom"),
+    "Paweł": ("Paul",),
+    "Michał": ("Michael",),
+    "Krzysztof": ("Christopher",),
+    "Wojciech": ("Voytek",),
+    "Oleksandr": ("Alexander", "Alex"),
+    "Olena": ("Helen",),
+    "Andriy": ("Andrew",),
+    "Ionuț": ("John",),
+    "Wei": ("William",),
+    "Jun": ("June",),
+    "Hao": ("Howard",),
+}
 
 # Plain <-> accented spellings, for adding an accent a record's source did not have.
 ACCENTED: dict[str, str] = {

@@ -139,7 +139,8 @@ def _clean_arrow_error(message: str) -> str:
             f"a row is longer than the {MAX_LINE_BYTES // 2**20} MiB limit (or a quote is never "
             "closed): not a well-formed CSV export"
         )
-    return message.splitlines()[0] if message else "malformed CSV"
+    message = message.strip().removeprefix("CSV parse error:").strip()
+    return f"malformed CSV: {message.splitlines()[0]}" if message else "malformed CSV"
 
 
 @dataclass

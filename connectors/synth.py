@@ -605,8 +605,8 @@ def _household(
             group=group,
             given_name=given,
             middle_name="" if middle == given else middle,
-            family_name=spec.family,
-            previous_family_name=spec.previous,
+            family_name=_gendered(spec.family, spec.sex),
+            previous_family_name=_gendered(spec.previous, spec.sex),
             sex=spec.sex,
             dob=dob,
             nhs_number=nhs,
@@ -614,7 +614,7 @@ def _household(
             address_line=address,
             mobile=_mobile(rng) if has_mobile else "",
             landline=landline,
-            email=_email(rng, given, spec.family) if has_email else "",
+            email=_email(rng, given, _gendered(spec.family, spec.sex)) if has_email else "",
             related_id=_pid(first + rel) if rel >= 0 else "",
             relation=kind,
             partner_id=_pid(first + partners[i]) if i in partners else "",
@@ -811,7 +811,8 @@ class _Renderer:
             family = rng.choice((*family.split("-"), family.replace("-", " ")))
             tags.append("surname_part")
         elif rng.random() < r.second_surname:
-            family = f"{family}-{rng.choice(self.pools.groups[p.group].family)}"
+            second = _gendered(rng.choice(self.pools.groups[p.group].family), p.sex)
+            family = f"{family}-{second}"
             tags.append("second_surname")
         if given in names.NICKNAMES and rng.random() < r.nickname:
             given = rng.choice(names.NICKNAMES[given])
@@ -1046,7 +1047,7 @@ class _Renderer:
         """One or two other names: previous surname, nickname, spelling variant or made up."""
         rng = self.rng
         given, family = p.given_name, p.family_name
-        options = [f"{rng.choice(self.pools.groups[p.group].family)}"]
+        options = [_gendered(rng.choice(self.pools.groups[p.group].family), p.sex)]
         if p.previous_family_name:
             options.append(p.previous_family_name)
         given_options = [given, *names.NICKNAMES.get(given, ()), *self.variants.get(given, ())]
@@ -1120,12 +1121,27 @@ def _ascii(text: str) -> str:
 
 
 def _variant_table() -> dict[str, tuple[str, ...]]:
+    """Name -> other spellings: transliteration groups (any way) and anglicisations (one way)."""
     table: dict[str, list[str]] = {}
     for group in names.VARIANT_GROUPS:
         for name in group:
             others = table.setdefault(name, [])
             others.extend(o for o in group if o != name and o not in others)
+    for name, english in names.ANGLICISED.items():
+        others = table.setdefault(name, [])
+        others.extend(o for o in english if o not in others)
     return {name: tuple(others) for name, others in table.items()}
+
+
+def _gendered(family: str, sex: str) -> str:
+    """Polish adjectival surnames agree with sex: Kowalski (M), Kowalska (F)."""
+    parts = family.split("-")
+    for k, part in enumerate(parts):
+        if sex == "F" and part.endswith(("ski", "cki", "dzki")):
+            parts[k] = part[:-1] + "a"
+        elif sex == "M" and part.endswith(("ska", "cka", "dzka")):
+            parts[k] = part[:-1] + "i"
+    return "-".join(parts)
 
 
 def _write_csv_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

@@ -43,7 +43,8 @@ def test_published_example_with_wrong_check_digit() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["94347659", "94347659190", "943476591X", "", "nhs 9434765919", "９４３４７６５９１９x"]
+    "raw",
+    ["94347659", "94347659190", "943476591X", "", "nhs 9434765919", "９４３４７６５９１９x"],  # noqa: RUF001
 )
 def test_bad_format(raw: str) -> None:
     """Anything but ten digits after removing separators is bad_format."""
@@ -52,7 +53,7 @@ def test_bad_format(raw: str) -> None:
 
 def test_full_width_digits_are_read() -> None:
     """Full-width digits are NFKC-normalised to ASCII before checking."""
-    assert normalise_nhs_number("９４３４７６５９１９") == Normalised.ok("9434765919")
+    assert normalise_nhs_number("９４３４７６５９１９") == Normalised.ok("9434765919")  # noqa: RUF001
 
 
 def test_arabic_indic_digits_are_bad_format() -> None:
@@ -68,9 +69,7 @@ def test_all_same_digit_refused_though_they_pass_mod_11(digit: str) -> None:
     assert normalise_nhs_number(number) == Normalised.refused("all_same_digit")
 
 
-@pytest.mark.parametrize(
-    ("number", "passes_mod_11"), [("0123456789", True), ("1234567890", False)]
-)
+@pytest.mark.parametrize(("number", "passes_mod_11"), [("0123456789", True), ("1234567890", False)])
 def test_dummy_numbers_refused_regardless_of_check_digit(number: str, passes_mod_11: bool) -> None:
     """The dummies 0123456789 (passes mod 11) and 1234567890 (fails) are test_number."""
     assert nhs_check_digit_ok(number) is passes_mod_11

@@ -72,14 +72,14 @@ def assert_idempotent(normalise: Normaliser, raw: str) -> None:
         ("O\u00b4Brien", "obrien"),
         ("Hawai\u02bbi", "hawaii"),
         ("ʿAbd al-Raḥmān", "abd al rahman"),
-        ("Muḥammad ibn ʾIsḥāq", "muhammad ibn ishaq"),
+        ("Muḥammad ibn ʾIsḥāq", "muhammad ibn ishaq"),  # noqa: RUF001
         ("Jürgen Groß", "jurgen gross"),
         ("Øystein Ærø", "oystein aero"),
         ("Þórunn Ðís", "thorunn dis"),
         ("Œdipe", "oedipe"),
-        ("İbrahim Yıldız", "ibrahim yildiz"),
+        ("İbrahim Yıldız", "ibrahim yildiz"),  # noqa: RUF001
         ("Nguyễn Thị", "nguyen thi"),
-        ("Ｆｕｌｌ　Ｗｉｄｔｈ", "full width"),
+        ("Ｆｕｌｌ　Ｗｉｄｔｈ", "full width"),  # noqa: RUF001
         ("ﬁnn", "finn"),
         ("Smith-Jones", "smith jones"),
         ("  lots \t of \n space  ", "lots of space"),
@@ -284,7 +284,7 @@ def test_normalise_free_text_idempotent(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "code"),
-    [("ab 12 34 56 c", "AB123456C"), ("ab-123/x", "AB123X"), ("ＡＢ１２", "AB12")],
+    [("ab 12 34 56 c", "AB123456C"), ("ab-123/x", "AB123X"), ("ＡＢ１２", "AB12")],  # noqa: RUF001
 )
 def test_normalise_code_examples(raw: str, code: str) -> None:
     """Codes are upper-cased and keep only A-Z and 0-9."""
@@ -308,8 +308,20 @@ def test_normalise_code_idempotent(raw: str) -> None:
 SEX_WORDS = {
     "M": ["m", "Male", "MAN", "boy", "1", " M "],
     "F": ["f", "Female", "woman", "GIRL", "2"],
-    "U": ["u", "Unknown", "Not Known", "not_known", "Not stated", "not specified"]
-    + ["Indeterminate", "x", "I", "0", "9", "Other"],
+    "U": [
+        "u",
+        "Unknown",
+        "Not Known",
+        "not_known",
+        "Not stated",
+        "not specified",
+        "Indeterminate",
+        "x",
+        "I",
+        "0",
+        "9",
+        "Other",
+    ],
 }
 
 
@@ -343,7 +355,7 @@ def test_normalise_sex_idempotent(raw: str) -> None:
         (" John.Smith@NHS.net ", "john.smith@nhs.net"),
         ("a.begum+ae@police.uk", "a.begum+ae@police.uk"),
         ("o'connor@mail.co.uk", "o'connor@mail.co.uk"),
-        ("ｊｏｈｎ@nhs.net", "john@nhs.net"),
+        ("ｊｏｈｎ@nhs.net", "john@nhs.net"),  # noqa: RUF001
     ],
 )
 def test_normalise_email_examples(raw: str, email: str) -> None:

@@ -31,7 +31,7 @@ from connectors.postcode import (
         ("BT7 1NN", "BT7 1NN"),
         ("ZE1 0AA", "ZE1 0AA"),
         ("gir 0aa", "GIR 0AA"),
-        ("Ｃｆ１０ １ａａ", "CF10 1AA"),
+        ("Ｃｆ１０ １ａａ", "CF10 1AA"),  # noqa: RUF001
     ],
 )
 def test_postcode_examples(raw: str, postcode: str) -> None:

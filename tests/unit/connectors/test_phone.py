@@ -1,0 +1,185 @@
+"""Tests for phone number normalisation to E.164 in connectors.phone."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.normalise import Normalised
+from connectors.phone import make_phone_normaliser
+
+GB = make_phone_normaliser("GB")
+REASONS = {"invalid_number", "placeholder", "too_long"}
+
+# Ofcom's numbers reserved for drama, as (national prefix, free digits); phonenumbers treats all
+# of these as valid numbers, so they are safe for synthetic data.
+VALID_DRAMA_RANGES = [
+    ("0113 496 0", 3),
+    ("0114 496 0", 3),
+    ("0116 496 0", 3),
+    ("0117 496 0", 3),
+    ("0118 496 0", 3),
+    ("0121 496 0", 3),
+    ("0131 496 0", 3),
+    ("0141 496 0", 3),
+    ("0151 496 0", 3),
+    ("0161 496 0", 3),
+    ("0191 498 0", 3),
+    ("020 7946 0", 3),
+    ("028 9649 6", 3),
+    ("029 2018 0", 3),
+    ("0808 157 0", 3),
+    ("0909 879 0", 3),
+    ("03069 990", 3),
+]
+# Drama ranges phonenumbers considers unallocated: refused, so never use them for synthetic data.
+INVALID_DRAMA_RANGES = [("07700 900", 3), ("01632 960", 3), ("0115 496 0", 3)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("029 2034 5678", "+442920345678"),
+        ("(029) 2034-5678", "+442920345678"),
+        ("+44 (0)29 2034 5678", "+442920345678"),
+        ("0044 29 2034 5678", "+442920345678"),
+        ("+442920345678", "+442920345678"),
+        ("029 2034 5678 ext 12", "+442920345678"),
+        ("020 7946 0123", "+442079460123"),
+        ("0113 496 0999", "+441134960999"),
+        ("07911 123456", "+447911123456"),
+        ("+1 202 555 0123", "+12025550123"),
+        ("+33 6 12 34 56 78", "+33612345678"),
+    ],
+)
+def test_examples(raw: str, e164: str) -> None:
+    """Valid numbers, national or international, are written in E.164."""
+    assert GB(raw) == Normalised.ok(e164)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("07700 900123", "invalid_number"),
+        ("01632 960123", "invalid_number"),
+        ("0115 496 0123", "invalid_number"),
+        ("hello", "invalid_number"),
+        ("", "invalid_number"),
+        ("12", "invalid_number"),
+        ("029 2034", "invalid_number"),
+        ("+999 1234 5678", "invalid_number"),
+        ("01234 567890", "placeholder"),
+        ("+44 1234 567890", "placeholder"),
+        ("07000 000000", "placeholder"),
+        ("0800 000 0000", "placeholder"),
+        ("07777 777777", "placeholder"),
+        ("0000000000", "placeholder"),
+        ("00000 000000", "placeholder"),
+        ("0123456789", "placeholder"),
+        ("999", "placeholder"),
+        ("111", "placeholder"),
+        ("112", "placeholder"),
+        ("9" * 1001, "too_long"),
+    ],
+)
+def test_refusals(raw: str, reason: str) -> None:
+    """Unparseable or unallocated numbers are invalid_number; dummies are placeholder."""
+    assert GB(raw) == Normalised.refused(reason)
+
+
+def test_default_region_is_used_for_national_numbers() -> None:
+    """A national number is read in the normaliser's default region."""
+    us = make_phone_normaliser("US")
+    assert us("(202) 555-0123") == Normalised.ok("+12025550123")
+    assert us("+44 29 2034 5678") == Normalised.ok("+442920345678")
+    assert make_phone_normaliser("gb")("029 2034 5678") == Normalised.ok("+442920345678")
+    assert make_phone_normaliser() == GB
+
+
+@pytest.mark.parametrize("region", ["UK", "XX", "", "ZZ", "GBR"])
+def test_unknown_region_refused_at_construction(region: str) -> None:
+    """An unknown default region is a ValueError when the normaliser is built."""
+    with pytest.raises(ValueError, match="region"):
+        make_phone_normaliser(region)
+
+
+@pytest.mark.parametrize(("prefix", "free"), VALID_DRAMA_RANGES)
+def test_valid_drama_ranges_accepted(prefix: str, free: int) -> None:
+    """Ofcom drama numbers in the ranges phonenumbers treats as allocated are accepted."""
+    number = prefix + "5" * (free - 1) + "4"
+    result = GB(number)
+    assert result.value is not None
+    assert result.value == "+44" + number.replace(" ", "")[1:]
+
+
+@pytest.mark.parametrize(("prefix", "free"), INVALID_DRAMA_RANGES)
+def test_unallocated_drama_ranges_refused(prefix: str, free: int) -> None:
+    """The 07700 900xxx, 01632 960xxx and 0115 496 0xxx drama numbers are invalid_number."""
+    assert GB(prefix + "1" * (free - 1) + "2") == Normalised.refused("invalid_number")
+
+
+def test_every_region_example_number() -> None:
+    """Each region's phonenumbers example number is accepted as itself or is a placeholder."""
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        assert GB(e164) in (Normalised.ok(e164), Normalised.refused("placeholder")), region
+
+
+@st.composite
+def drama_numbers(draw: st.DrawFn) -> str:
+    """Strategy: a valid drama-range number, written nationally or internationally, oddly spaced."""
+    prefix, free = draw(st.sampled_from(VALID_DRAMA_RANGES))
+    digits = (prefix + "".join(draw(st.sampled_from("0123456789")) for _ in range(free))).replace(
+        " ", ""
+    )
+    national = digits[1:]
+    lead = draw(st.sampled_from(["0", "+44", "+44 (0)", "0044 ", "+44-"]))
+    out = [lead]
+    for digit in national:
+        out.append(digit)
+        out.append(draw(st.sampled_from(["", "", "", " ", "-", "."])))
+    return "".join(out)
+
+
+@st.composite
+def e164_like(draw: st.DrawFn) -> str:
+    """Strategy: a + and 6 to 15 digits, often a real number of some country."""
+    return "+" + "".join(
+        draw(st.sampled_from("0123456789")) for _ in range(draw(st.integers(6, 15)))
+    )
+
+
+@settings(max_examples=200)
+@given(drama_numbers())
+def test_drama_numbers_accepted_in_any_layout(raw: str) -> None:
+    """A valid drama number in any layout normalises to +44 and its national digits."""
+    result = GB(raw)
+    assert result.value is not None or result.reason == "placeholder"
+    if result.value is not None:
+        assert result.value.startswith("+44")
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.text(max_size=40), drama_numbers(), e164_like()))
+def test_idempotent(raw: str) -> None:
+    """The phone normaliser is idempotent on any text, drama numbers and E.164-like strings."""
+    first = GB(raw)
+    if first.value is not None:
+        assert GB(first.value) == first
+        assert make_phone_normaliser("US")(first.value) == first
+        assert first.value.startswith("+")
+        assert first.value[1:].isdigit()
+    else:
+        assert first.reason in REASONS
+
+
+@settings(max_examples=50)
+@given(st.text(max_size=20))
+def test_deterministic(raw: str) -> None:
+    """The same input always gives the same result."""
+    assert GB(raw) == GB(raw)
