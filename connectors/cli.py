@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keymap", type=Path, help="write record_id -> record pseudonym here (never upload it)"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes to encode with (default: one per core, at most 4; 1: no pool)",
+    )
     p.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bar or report table")
 
@@ -116,6 +122,9 @@ def _key_check(args: argparse.Namespace, console: Console) -> int:
 def _pseudonymise(args: argparse.Namespace, console: Console) -> int:
     if args.batch_rows < 1:
         raise ConnectorError("--batch-rows must be at least 1")
+    if args.workers < 0:
+        raise ConnectorError("--workers must be 0 (automatic) or more")
+    workers = args.workers or min(4, os.cpu_count() or 1)
     mapping = load_mapping(args.mapping)
     schema = load_encoding_schema(args.schema)
     env = dict(os.environ)
@@ -136,6 +145,7 @@ def _pseudonymise(args: argparse.Namespace, console: Console) -> int:
         report=args.report,
         keymap=args.keymap,
         batch_rows=args.batch_rows,
+        workers=workers,
         today=now.date(),
         now=now,
     )

@@ -24,18 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from connectors._crypto import Mac, derive_key, keyed_permutation
-from connectors.encoding_schema import EncodingSchema, FilterSpec, TokenSpec
+from connectors.encoding_schema import EncodingSchema, FieldRef, FilterSpec, TokenSpec
 from connectors.transforms import transformer
 
 TOKEN_BYTES = 16
 PSEUDONYM_BYTES = 16
 _CACHE_LIMIT = 500_000
+#: Distinct values encoded per NumPy pass (bounds the bit matrix to a few MB).
+_MATRIX_ROWS = 2048
 
 Columns = Mapping[str, Sequence[str | None]]
 
@@ -53,35 +56,64 @@ class EncodedBatch:
     filters: dict[str, pa.Array]
 
 
+class _Memo:
+    """A bounded memo of a function of one string (values repeat a lot in real exports)."""
+
+    __slots__ = ("_fn", "_memo")
+
+    def __init__(self, fn: Callable[[str], object]) -> None:
+        self._fn = fn
+        self._memo: dict[str, object] = {}
+
+    def column(self, values: Sequence[str | None]) -> list[Any]:
+        memo, fn = self._memo, self._fn
+        if len(memo) >= _CACHE_LIMIT:
+            memo.clear()
+        out: list[Any] = []
+        for v in values:
+            if v is None:
+                out.append(None)
+                continue
+            r = memo.get(v, _MISSING)
+            if r is _MISSING:
+                r = memo[v] = fn(v)
+            out.append(r)
+        return out
+
+
+_MISSING = object()
+
+
+def _lp_text(value: str | None) -> bytes | None:
+    return None if value is None else _lp(value.encode("utf-8"))
+
+
 class _TokenEncoder:
     def __init__(self, spec: TokenSpec, key: bytes) -> None:
         self.spec = spec
         self._mac = Mac(key)
-        self._fns = [(ref.field, transformer(ref)) for ref in spec.inputs]
         self._sorted = [i for i, ref in enumerate(spec.inputs) if ref in spec.unordered]
 
-    def encode(self, columns: Columns, n: int) -> list[bytes | None]:
-        cols = [columns[field] for field, _ in self._fns]
-        fns = [fn for _, fn in self._fns]
+    def encode(
+        self, texts: Mapping[FieldRef, list[str | None]], lps: Mapping[FieldRef, list[Any]]
+    ) -> list[bytes | None]:
         digest = self._mac.digest
+        if not self._sorted:
+            columns = [lps[ref] for ref in self.spec.inputs]
+            return [
+                None if None in parts else digest(b"".join(parts))[:TOKEN_BYTES]
+                for parts in zip(*columns, strict=True)
+            ]
         out: list[bytes | None] = []
-        for row in range(n):
-            values: list[str] = []
-            for col, fn in zip(cols, fns, strict=True):
-                raw = col[row]
-                value = fn(raw) if raw is not None else None
-                if value is None:
-                    break
-                values.append(value)
-            else:
-                if self._sorted:
-                    group = sorted(values[i] for i in self._sorted)
-                    for i, v in zip(self._sorted, group, strict=True):
-                        values[i] = v
-                message = b"".join(_lp(v.encode("utf-8")) for v in values)
-                out.append(digest(message)[:TOKEN_BYTES])
+        for values in zip(*(texts[ref] for ref in self.spec.inputs), strict=True):
+            if None in values:
+                out.append(None)
                 continue
-            out.append(None)
+            row = list(values)
+            group = sorted(row[i] for i in self._sorted)
+            for i, v in zip(self._sorted, group, strict=True):
+                row[i] = v
+            out.append(digest(b"".join(_lp(v.encode("utf-8")) for v in row))[:TOKEN_BYTES])
         return out
 
 
@@ -89,18 +121,25 @@ class _FilterEncoder:
     def __init__(self, spec: FilterSpec, key: bytes, perm_key: bytes | None) -> None:
         self.spec = spec
         self._mac = Mac(key)
-        self._fn = transformer(spec.input)
         self._mask = spec.bits - 1
         self._blocks = (spec.hashes + 15) // 16
         self._pad = " " * (spec.ngram - 1)
         self._multi = spec.input.field == "other_names"
-        self._perm: npt.NDArray[np.intp] | None = (
-            np.asarray(keyed_permutation(perm_key, 2 * spec.bits), dtype=np.intp)
-            if perm_key is not None
-            else None
-        )
+        bits = spec.bits
+        if perm_key is not None:
+            # Balancing: output bit j is input bit perm[j] of (filter || complement). Setting bit p
+            # of the filter sets output bit inv[p] and clears output bit inv[p + bits]; the
+            # template is the balanced encoding of an empty filter.
+            perm = np.asarray(keyed_permutation(perm_key, 2 * bits), dtype=np.intp)
+            self._inv: npt.NDArray[np.intp] | None = np.argsort(perm)
+            self._template = np.zeros(2 * bits, dtype=np.uint8)
+            self._template[self._inv[bits:]] = 1
+        else:
+            self._inv = None
+            self._template = np.zeros(bits, dtype=np.uint8)
+        self.width = self._template.size // 8
         self._gram_cache: dict[tuple[str, str], bytes] = {}
-        self._value_cache: dict[tuple[str, str], npt.NDArray[np.uint16]] = {}
+        self._value_cache: dict[tuple[str, str], bytes | None] = {}
 
     def ngrams(self, value: str) -> list[str]:
         """The n-grams of one value (each alias separately for other_names)."""
@@ -119,61 +158,50 @@ class _FilterEncoder:
             : 2 * self.spec.hashes
         ]
 
-    def positions(self, salt: str, value: str) -> npt.NDArray[np.uint16]:
-        """Every bit position the value sets (with repeats), memoised per (salt, value)."""
-        key = (salt, value)
-        cached = self._value_cache.get(key)
-        if cached is not None:
-            return cached
+    def _raw_positions(self, salt: str, value: str) -> bytes:
+        """The big-endian 16-bit positions (before masking) that one value sets."""
         gram_cache = self._gram_cache
         salt_lp = _lp(salt.encode("utf-8"))
         blocks = []
         for gram in self.ngrams(value):
-            gkey = (salt, gram)
-            block = gram_cache.get(gkey)
+            block = gram_cache.get((salt, gram))
             if block is None:
-                if len(gram_cache) >= _CACHE_LIMIT:
-                    gram_cache.clear()
-                block = gram_cache[gkey] = self._gram_block(salt_lp, gram)
+                block = gram_cache[(salt, gram)] = self._gram_block(salt_lp, gram)
             blocks.append(block)
-        result = np.frombuffer(b"".join(blocks), dtype=">u2").astype(np.uint16) & np.uint16(
-            self._mask
-        )
-        if len(self._value_cache) >= _CACHE_LIMIT:
-            self._value_cache.clear()
-        self._value_cache[key] = result
-        return result
+        return b"".join(blocks)
 
-    def encode(self, columns: Columns, salts: Sequence[str], n: int) -> pa.Array:
-        col = columns[self.spec.input.field]
-        bits = self.spec.bits
-        rows: list[int] = []
-        chunks: list[npt.NDArray[np.uint16]] = []
-        valid = np.zeros(n, dtype=bool)
-        for row in range(n):
-            raw = col[row]
-            value = self._fn(raw) if raw is not None else None
-            if not value:
-                continue
-            pos = self.positions(salts[row], value)
-            if pos.size == 0:
-                continue
-            valid[row] = True
-            rows.append(row)
-            chunks.append(pos)
-        matrix = np.zeros((n, bits), dtype=np.uint8)
-        if chunks:
-            lengths = np.fromiter((c.size for c in chunks), dtype=np.intp, count=len(chunks))
-            matrix[np.repeat(np.asarray(rows, dtype=np.intp), lengths), np.concatenate(chunks)] = 1
-        if self._perm is not None:
-            matrix = np.concatenate([matrix, 1 - matrix], axis=1)[:, self._perm]
-            matrix[~valid] = 0
+    def _encode_many(self, pairs: list[tuple[str, str]]) -> list[bytes | None]:
+        """Encode distinct (salt, value) pairs at once: one NumPy pass for the whole list."""
+        if len(self._gram_cache) >= _CACHE_LIMIT:
+            self._gram_cache.clear()
+        raws = [self._raw_positions(salt, value) for salt, value in pairs]
+        counts = np.fromiter((len(r) // 2 for r in raws), dtype=np.intp, count=len(raws))
+        positions = np.frombuffer(b"".join(raws), dtype=">u2").astype(np.intp) & self._mask
+        rows = np.repeat(np.arange(len(raws), dtype=np.intp), counts)
+        matrix = np.tile(self._template, (len(raws), 1))
+        if self._inv is not None:
+            matrix[rows, self._inv[positions]] = 1
+            matrix[rows, self._inv[positions + self.spec.bits]] = 0
+        else:
+            matrix[rows, positions] = 1
         packed = np.packbits(matrix, axis=1, bitorder="big")
-        width = packed.shape[1]
-        null_count = int(n - valid.sum())
-        validity = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
-        return pa.Array.from_buffers(
-            pa.binary(width), n, [validity, pa.py_buffer(packed.tobytes())], null_count
+        return [packed[i].tobytes() if counts[i] else None for i in range(len(raws))]
+
+    def filter_bytes(self, salt: str, value: str) -> bytes | None:
+        """The encoded filter of one value under one salt (None if it has no n-grams)."""
+        return self._encode_many([(salt, value)])[0]
+
+    def encode(self, values: Sequence[str | None], salts: Sequence[str]) -> pa.Array:
+        cache = self._value_cache
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        keys = [(s, v) if v else None for v, s in zip(values, salts, strict=True)]
+        misses = list(dict.fromkeys(k for k in keys if k is not None and k not in cache))
+        for start in range(0, len(misses), _MATRIX_ROWS):
+            chunk = misses[start : start + _MATRIX_ROWS]
+            cache.update(zip(chunk, self._encode_many(chunk), strict=True))
+        return pa.array(
+            [cache[k] if k is not None else None for k in keys], type=pa.binary(self.width)
         )
 
 
@@ -196,32 +224,47 @@ class Encoder:
             )
             for f in schema.filters
         ]
-        salt = schema.hardening.salt
-        self._salt: tuple[str, Callable[[str], str | None]] | None = (
-            (salt.field, transformer(salt)) if salt is not None else None
-        )
+        refs: list[FieldRef] = [r for t in schema.tokens for r in t.inputs]
+        refs += [f.input for f in schema.filters]
+        if schema.hardening.salt is not None:
+            refs.append(schema.hardening.salt)
+        self._transforms = {
+            ref: _Memo(transformer(ref)) for ref in dict.fromkeys(refs) if ref.transform != "none"
+        }
+        self._lp = {
+            ref: _Memo(_lp_text)
+            for ref in dict.fromkeys(r for t in schema.tokens for r in t.inputs)
+        }
         self._record_mac = Mac(derive_key(record_secret, "pprl-hub/record-pseudonym"))
 
     def pseudonym(self, record_id: str) -> bytes:
         """The agency's record pseudonym for one of its record ids."""
         return self._record_mac.digest(record_id.encode("utf-8"))[:PSEUDONYM_BYTES]
 
-    def salts(self, columns: Columns, n: int) -> list[str]:
-        """The filter salt of each row ("" when the salt field is missing)."""
-        if self._salt is None:
-            return [""] * n
-        field, fn = self._salt
-        col = columns[field]
-        return [(fn(v) or "") if v is not None else "" for v in col[:n]]
-
     def encode(self, columns: Columns, record_ids: Sequence[str]) -> EncodedBatch:
         """Encode one batch: ``columns`` maps every field the schema uses to normalised values."""
-        n = len(record_ids)
-        pseudonyms = pa.array([self.pseudonym(r) for r in record_ids], type=pa.binary(16))
+        digest = self._record_mac.digest
+        pseudonyms = pa.array(
+            [digest(r.encode("utf-8"))[:PSEUDONYM_BYTES] for r in record_ids],
+            type=pa.binary(PSEUDONYM_BYTES),
+        )
+        texts: dict[FieldRef, list[str | None]] = {}
+        for ref in self._lp.keys() | {f.spec.input for f in self._filters}:
+            texts[ref] = self._text(ref, columns)
+        lps = {ref: memo.column(texts[ref]) for ref, memo in self._lp.items()}
         tokens = {
-            t.spec.name: pa.array(t.encode(columns, n), type=pa.binary(TOKEN_BYTES))
+            t.spec.name: pa.array(t.encode(texts, lps), type=pa.binary(TOKEN_BYTES))
             for t in self._tokens
         }
-        salts = self.salts(columns, n)
-        filters = {f.spec.name: f.encode(columns, salts, n) for f in self._filters}
+        salt_ref = self.schema.hardening.salt
+        n = len(record_ids)
+        salts = (
+            [s or "" for s in self._text(salt_ref, columns)] if salt_ref is not None else [""] * n
+        )
+        filters = {f.spec.name: f.encode(texts[f.spec.input], salts) for f in self._filters}
         return EncodedBatch(pseudonyms, tokens, filters)
+
+    def _text(self, ref: FieldRef, columns: Columns) -> list[str | None]:
+        col = columns[ref.field]
+        memo = self._transforms.get(ref)
+        return list(col) if memo is None else memo.column(col)

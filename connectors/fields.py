@@ -7,7 +7,7 @@ The canonical fields of person schema v1, in schema order, are :data:`CANONICAL_
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Literal
@@ -46,6 +46,7 @@ CANONICAL_FIELDS: tuple[str, ...] = (
     "pnc_id",
 )
 MAX_RECORD_ID_CHARS = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
 @bounded
@@ -54,7 +55,7 @@ def normalise_record_id(raw: str) -> Normalised:
     value = raw.strip()
     if len(value) > MAX_RECORD_ID_CHARS:
         return Normalised.refused("too_long")
-    if not value or any(unicodedata.category(c) == "Cc" for c in value):
+    if not value or _CONTROL.search(value):
         return Normalised.refused("bad_format")
     return Normalised.ok(value)
 

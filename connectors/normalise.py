@@ -8,16 +8,17 @@ are fixed snake_case strings and never contain the value. Inputs (and outputs) l
 
 Rules, by normaliser (reason codes in brackets):
 
-- :func:`fold_text`: NFKC, case folding, accent folding (NFKD, then every combining mark is
-  dropped, and a few letters NFKD leaves alone are spelt out: ø->o, ł->l, đ/ð->d, æ->ae, œ->oe,
+- :func:`fold_text`: NFKC, case folding, accent folding (NFKD, then combining marks dropped as
+  below, and a few letters NFKD leaves alone are spelt out: ø->o, ł->l, đ/ð->d, æ->ae, œ->oe,
   þ->th, dotless i->i, ...), apostrophes removed (O'Brien -> obrien), every other character that
   is not a letter or digit becomes a space, whitespace collapsed. Letters of other scripts are
   kept. Marks are dropped after Latin, Greek, Cyrillic, Arabic and Hebrew letters (accents,
   harakat, niqqud) but kept after letters of scripts that write vowels as marks (Devanagari,
   Bengali, Tamil, ...), where dropping them would merge different names. Applied until stable.
-- :func:`normalise_name`: folded; title words (mr, mrs, dr, ...) and suffixes (jr, iii, ...) are
-  removed wherever they appear as whole words [``no_name`` if nothing is left, ``no_letters`` if
-  no letter is left, ``placeholder`` for "unknown", "baby", "test", ...].
+- :func:`normalise_name`: folded; leading title words (mr, mrs, dr, ...) and trailing suffixes
+  (jr, iii, ...) are removed while another word remains, so "Lord" and "John Lord" keep their
+  surname [``no_name`` for a bare title such as "Mr", ``no_letters`` if no letter is left,
+  ``placeholder`` for "unknown", "baby", "test", ...].
 - :func:`normalise_other_names`: aliases separated by ``;``, ``|`` or ``/`` (but "N/K" and "N/A"
   are dropped as placeholders, not split), each a name; refused aliases are dropped; the rest
   de-duplicated, sorted and joined with ``|`` [``no_name``].
@@ -29,11 +30,12 @@ Rules, by normaliser (reason codes in brackets):
   ``+tags``) is deliberately not done.
 - :func:`make_date_normaliser`: ISO ``YYYY-MM-DD`` first, then each declared ``strptime`` format;
   a datetime (``1985-03-14 00:00:00``, ``1985-03-14T00:00:00Z``) is accepted by taking its date
-  part when the whole value matches no format. Output is ISO [``unparseable``, ``placeholder``,
-  ``future``, ``implausible_age``]. Two-digit years (``%y``) take the century that puts the year
-  at or before today's year: ``yy`` becomes the latest year ending in ``yy`` that is not after
-  ``today.year`` (so with today in 2025, "25" is 2025 and "26" is 1926). A date later in the
-  current year is then refused as ``future``, not moved back a century.
+  part as written (no time-zone conversion) when the whole value matches no format. Output is
+  ISO [``unparseable``, ``placeholder``, ``future``, ``implausible_age``]. Two-digit years
+  (``%y``) take the century that puts the year at or before today's year: ``yy`` becomes the
+  latest year ending in ``yy`` that is not after ``today.year`` (so with today in 2025, "25" is
+  2025 and "26" is 1926). A date later in the current year is then refused as ``future``, not
+  moved back a century.
 """
 
 from __future__ import annotations
@@ -143,8 +145,16 @@ def _fold_once(text: str) -> str:
     return " ".join("".join(out).split())
 
 
+_ASCII_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_ASCII_APOSTROPHES = str.maketrans("", "", "'`")
+
+
 def fold_text(text: str) -> str:
     """Fold ``text`` for comparison: case, accents, apostrophes and punctuation (module doc)."""
+    if text.isascii():
+        # Fast path with the same result: NFKC and NFKD leave ASCII alone, casefold is lower.
+        lowered = text.translate(_ASCII_APOSTROPHES).lower()
+        return _ASCII_NON_ALNUM.sub(" ", lowered).strip()
     folded = _fold_once(text)
     # One pass is stable for almost all text; a few compatibility characters need a second.
     for _ in range(3):
@@ -166,7 +176,8 @@ _TITLES = frozenset(
     | {"master", "fr"}
 )
 _SUFFIXES = frozenset({"jr", "jnr", "snr", "sr", "ii", "iii"})
-_NAME_AFFIXES = _TITLES | _SUFFIXES
+# Titles that are never a name on their own ("Lord", "Master", "Dame" and "Sir" can be surnames).
+_BARE_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "fr"}) | _SUFFIXES
 _PLACEHOLDER_WORDS = frozenset(
     {"unknown", "nk", "xxx", "xx", "baby", "test", "zz", "zzz", "anon", "anonymous", "unnamed"}
     | {"null", "none"}
@@ -180,8 +191,12 @@ def normalise_name(raw: str) -> Normalised:
     folded = fold_text(raw)
     if not _has_letter(folded):
         return Normalised.refused("no_letters")
-    words = [w for w in folded.split(" ") if w not in _NAME_AFFIXES]
-    if not words:
+    words = folded.split(" ")
+    while len(words) > 1 and words[0] in _TITLES:
+        words.pop(0)
+    while len(words) > 1 and words[-1] in _SUFFIXES:
+        words.pop()
+    if len(words) == 1 and words[0] in _BARE_TITLES:
         return Normalised.refused("no_name")
     name = " ".join(words)
     if not _has_letter(name):
@@ -340,6 +355,62 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_FAST_DIRECTIVES = {"d": r"(\d{1,2})", "m": r"(\d{1,2})", "Y": r"(\d{4})", "b": r"([A-Za-z]{3})"}
+
+
+@functools.lru_cache(maxsize=64)
+def _fast_date_pattern(fmt: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """A regex for formats made only of %d, %m or %b, %Y and punctuation; else None."""
+    parts: list[str] = []
+    order: list[str] = []
+    i = 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c == "%":
+            directive = fmt[i + 1 : i + 2]
+            if directive not in _FAST_DIRECTIVES or directive in order:
+                return None
+            parts.append(_FAST_DIRECTIVES[directive])
+            order.append(directive)
+            i += 2
+        elif c.isascii() and not c.isalnum() and not c.isspace():
+            parts.append(re.escape(c))
+            i += 1
+        else:
+            return None
+    if sorted(order) not in (["Y", "d", "m"], ["Y", "b", "d"]):
+        return None
+    return re.compile("".join(parts), re.ASCII), tuple(order)
+
+
+def _fast_date(fmt: str, text: str) -> date | None:
+    """The date ``strptime(text, fmt)`` gives, computed without strptime when that is easy.
+
+    Only a fast path for values that parse: None means "ask strptime", never "invalid".
+    """
+    compiled = _fast_date_pattern(fmt)
+    if compiled is None:
+        return None
+    pattern, order = compiled
+    match = pattern.fullmatch(text)
+    if match is None:
+        return None
+    fields = dict(zip(order, match.groups(), strict=True))
+    month = _MONTHS.get(fields["b"].lower()) if "b" in fields else int(fields["m"])
+    if month is None:
+        return None
+    try:
+        return date(int(fields["Y"]), month, int(fields["d"]))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class DateNormaliser:
     """A date normaliser for declared ``formats``; build it with :func:`make_date_normaliser`."""
@@ -375,6 +446,9 @@ class DateNormaliser:
 
     def _parse(self, text: str) -> date | None:
         for fmt in self.formats:
+            quick = _fast_date(fmt, text)
+            if quick is not None:
+                return quick
             try:
                 parsed = datetime.strptime(text, fmt).date()
             except ValueError:

@@ -9,8 +9,11 @@ so a failure leaves no partial output behind.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -21,23 +24,27 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.attributes import ARROW_TYPES, attribute_parser, to_arrow
-from connectors.encode import PSEUDONYM_BYTES, TOKEN_BYTES, Encoder
+from connectors.batch import (
+    BatchProcessor,
+    BatchResult,
+    BatchSpec,
+    init_worker,
+    process_in_worker,
+)
+from connectors.batch import output_schema as batch_output_schema
+from connectors.encode import PSEUDONYM_BYTES, TOKEN_BYTES
 from connectors.encoding_schema import EncodingSchema
 from connectors.errors import ConnectorError, MappingError, OutputError
-from connectors.fields import generic_normaliser, normaliser_for
 from connectors.keys import Key
-from connectors.mapping import ColumnMapping, FieldSource
-from connectors.normalise import Normalised, Normaliser
-from connectors.quality import FieldStats, QualityReport
-from connectors.readers import open_export
+from connectors.mapping import ColumnMapping
+from connectors.quality import FieldStats, QualityReport, merge_stats
+from connectors.readers import Batch, open_export
 
 FORMAT_NAME = "pprl-hub/encoded"
 FORMAT_VERSION = 1
 METADATA_KEY = b"pprl"
 KEYMAP_FORMAT = "pprl-hub/keymap"
 DEFAULT_BATCH_ROWS = 20_000
-_MEMO_LIMIT = 200_000
 #: A date column whose first batch has more than this share of unparseable values is a mapping
 #: error (wrong declared format), not bad data.
 _DATE_FORMAT_FAILURE_SHARE = 0.5
@@ -64,60 +71,14 @@ class PseudonymiseJob:
     report: Path | None = None
     keymap: Path | None = None
     batch_rows: int = DEFAULT_BATCH_ROWS
+    workers: int = 1
     today: date = date(1970, 1, 1)
     now: datetime = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class _MemoNormaliser:
-    """Applies a normaliser to a column, remembering results for repeated values."""
-
-    def __init__(self, normaliser: Normaliser, missing: frozenset[str]) -> None:
-        self._fn = normaliser
-        self._missing = missing
-        self._memo: dict[str, Normalised] = {}
-
-    def column(
-        self, values: list[str | None], first_row: int, stats: FieldStats
-    ) -> list[str | None]:
-        out: list[str | None] = []
-        memo, fn, missing = self._memo, self._fn, self._missing
-        for i, raw in enumerate(values):
-            text = raw.strip() if raw is not None else ""
-            if not text or text in missing:
-                stats.missing += 1
-                out.append(None)
-                continue
-            stats.present += 1
-            result = memo.get(text)
-            if result is None:
-                if len(memo) >= _MEMO_LIMIT:
-                    memo.clear()
-                result = memo[text] = fn(text)
-            if result.value is None:
-                stats.add_invalid(result.reason or "invalid", first_row + i)
-            else:
-                stats.valid += 1
-            out.append(result.value)
-        return out
-
-
-def _normaliser(src: FieldSource, mapping: ColumnMapping, today: date) -> Normaliser:
-    if src.kind == "person":
-        return normaliser_for(
-            src.field, date_formats=src.formats, phone_region=mapping.phone_region, today=today
-        )
-    return generic_normaliser(src.kind, date_formats=src.formats, today=today)  # type: ignore[arg-type]
-
-
 def output_schema(job: PseudonymiseJob) -> pa.Schema:
     """The Arrow schema of the encoded output file."""
-    fields = [pa.field("record_pseudonym", pa.binary(PSEUDONYM_BYTES), nullable=False)]
-    fields += [pa.field(f"tok_{t.name}", pa.binary(TOKEN_BYTES)) for t in job.schema.tokens]
-    fields += [
-        pa.field(f"bf_{f.name}", pa.binary(job.schema.filter_bytes(f))) for f in job.schema.filters
-    ]
-    fields += [pa.field(a.name, ARROW_TYPES[a.type]) for a in job.mapping.attributes]
-    return pa.schema(fields)
+    return batch_output_schema(job.mapping, job.schema)
 
 
 def output_metadata(job: PseudonymiseJob, rows: int) -> dict[str, Any]:
@@ -187,6 +148,34 @@ def _check_outputs(job: PseudonymiseJob) -> None:
             raise OutputError(f"{p.parent}: output directory does not exist")
 
 
+def _results(job: PseudonymiseJob, batches: Iterator[Batch], workers: int) -> Iterator[BatchResult]:
+    """Process batches in order, inline or on a pool with a bounded number in flight."""
+    spec = BatchSpec(job.mapping, job.schema, job.linkage_key, job.record_key, job.today)
+    first_row = 1
+    if workers <= 1:
+        processor = BatchProcessor(spec)
+        for batch in batches:
+            result = processor.process(batch, first_row)
+            first_row += result.table.num_rows
+            yield result
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, initializer=init_worker, initargs=(spec,)) as pool:
+        pending: deque[Future[BatchResult]] = deque()
+        try:
+            for batch in batches:
+                n = len(next(iter(batch.values())))
+                pending.append(pool.submit(process_in_worker, batch, first_row))
+                first_row += n
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def pseudonymise(
     job: PseudonymiseJob, progress: Callable[[int], None] | None = None
 ) -> QualityReport:
@@ -204,18 +193,10 @@ def pseudonymise(
         schema_version=schema.version,
         schema_hash=schema.hash,
     )
-    missing = frozenset(mapping.missing_values)
-    normalisers = {
-        src.field: (src, _MemoNormaliser(_normaliser(src, mapping, job.today), missing))
-        for src in mapping.identifiers
-    }
-    for name in normalisers:
-        report.fields[name] = FieldStats()
-    parsers = {a.name: (a, attribute_parser(a)) for a in mapping.attributes}
-    for name in parsers:
-        report.attributes[name] = FieldStats()
-    needed = schema.fields_used()
-    encoder = Encoder(schema, job.linkage_key.secret, job.record_key.secret)
+    for src in mapping.identifiers:
+        report.fields[src.field] = FieldStats()
+    for attr in mapping.attributes:
+        report.attributes[attr.name] = FieldStats()
     out_schema = output_schema(job)
     seen: set[bytes] = set()
 
@@ -231,48 +212,16 @@ def pseudonymise(
             )
         except OSError as exc:
             raise OutputError(f"{job.output}: cannot write: {exc.strerror or exc}") from None
-        first_row = 1
-        rid_column = normalisers["record_id"][0].column
-        for batch_no, batch in enumerate(reader.batches(mapping.source_columns(), job.batch_rows)):
-            n = len(next(iter(batch.values())))
+        batches = reader.batches(mapping.source_columns(), job.batch_rows)
+        for result in _results(job, batches, job.workers):
+            n = result.table.num_rows
             report.rows_read += n
-            canon: dict[str, list[str | None]] = {}
-            for name, (src, memo) in normalisers.items():
-                canon[name] = memo.column(batch[src.column], first_row, report.fields[name])
-                if batch_no == 0 and src.formats:
-                    _check_date_format(src, mapping, report.fields[name])
-            for name in needed - canon.keys():
-                canon[name] = [None] * n
-            keep, record_ids = _row_checks(canon, batch[rid_column], first_row, report)
-            encoded = encoder.encode(canon, [r or "" for r in record_ids])
-            pseudonyms: list[bytes] = encoded.pseudonyms.to_pylist()
-            usable = _usable_rows(encoded, n)
-            for i in range(n):
-                if not keep[i]:
-                    continue
-                if not usable[i]:
-                    keep[i] = False
-                    report.reject("no_identifiers", first_row + i)
-                elif pseudonyms[i] in seen:
-                    keep[i] = False
-                    report.duplicate_record_ids += 1
-                    report.reject("duplicate_record_id", first_row + i)
-                else:
-                    seen.add(pseudonyms[i])
-            mask = pa.array(keep, type=pa.bool_())
-            columns: list[pa.Array] = [encoded.pseudonyms]
-            columns += [encoded.tokens[t.name] for t in schema.tokens]
-            columns += [encoded.filters[f.name] for f in schema.filters]
-            for name, (spec, parse) in parsers.items():
-                columns.append(
-                    to_arrow(
-                        spec,
-                        _parse_column(
-                            parse, batch[spec.column], first_row, report.attributes[name], missing
-                        ),
-                    )
-                )
-            table = pa.Table.from_arrays(columns, schema=out_schema).filter(mask)
+            merge_stats(report.fields, result.fields)
+            merge_stats(report.attributes, result.attributes)
+            if result.first_row == 1:
+                _check_date_formats(mapping, result.fields)
+            keep = _keep_rows(result, report, seen)
+            table = result.table.filter(pa.array(keep, type=pa.bool_()))
             for t in schema.tokens:
                 nulls = table.column(f"tok_{t.name}").null_count
                 report.count_encoded("token", t.name, table.num_rows - nulls, nulls)
@@ -281,19 +230,19 @@ def pseudonymise(
                 report.count_encoded("filter", f.name, table.num_rows - nulls, nulls)
             writer.write_table(table)
             if keymap_writer is not None:
-                kept_ids = [r for r, k in zip(record_ids, keep, strict=True) if k]
-                kept_ps = [p for p, k in zip(pseudonyms, keep, strict=True) if k]
                 keymap_writer.write_table(
                     pa.Table.from_arrays(
                         [
-                            pa.array(kept_ids, type=pa.string()),
-                            pa.array(kept_ps, type=pa.binary(PSEUDONYM_BYTES)),
+                            pa.array(
+                                [r for r, k in zip(result.record_ids, keep, strict=True) if k],
+                                type=pa.string(),
+                            ),
+                            table.column("record_pseudonym"),
                         ],
                         schema=keymap_writer.schema,
                     )
                 )
             report.rows_written += table.num_rows
-            first_row += n
             if progress is not None:
                 progress(n)
         if report.rows_written == 0:
@@ -318,6 +267,29 @@ def pseudonymise(
     return report
 
 
+def _keep_rows(result: BatchResult, report: QualityReport, seen: set[bytes]) -> list[bool]:
+    """Which rows of a batch to write: a usable record id, something to link on, not a repeat."""
+    pseudonyms: list[bytes] = result.table.column("record_pseudonym").to_pylist()
+    keep: list[bool] = []
+    for i, rid in enumerate(result.record_ids):
+        row = result.first_row + i
+        if rid is None:
+            blank = result.record_id_blank[i]
+            report.reject("missing_record_id" if blank else "invalid_record_id", row)
+            keep.append(False)
+        elif not result.usable[i]:
+            report.reject("no_identifiers", row)
+            keep.append(False)
+        elif pseudonyms[i] in seen:
+            report.duplicate_record_ids += 1
+            report.reject("duplicate_record_id", row)
+            keep.append(False)
+        else:
+            seen.add(pseudonyms[i])
+            keep.append(True)
+    return keep
+
+
 def _keymap_schema(job: PseudonymiseJob) -> pa.Schema:
     meta = {
         "format": KEYMAP_FORMAT,
@@ -334,63 +306,16 @@ def _keymap_schema(job: PseudonymiseJob) -> pa.Schema:
     )
 
 
-def _row_checks(
-    canon: dict[str, list[str | None]],
-    raw_ids: list[str | None],
-    first_row: int,
-    report: QualityReport,
-) -> tuple[list[bool], list[str | None]]:
-    """Reject rows without a usable record id (blank: missing; present but refused: invalid)."""
-    record_ids = canon["record_id"]
-    keep = [True] * len(record_ids)
-    for i, rid in enumerate(record_ids):
-        if rid is None:
-            keep[i] = False
-            blank = raw_ids[i] is None or not str(raw_ids[i]).strip()
-            report.reject("missing_record_id" if blank else "invalid_record_id", first_row + i)
-    return keep, record_ids
-
-
-def _usable_rows(encoded: Any, n: int) -> list[bool]:
-    usable = [False] * n
-    for arr in [*encoded.tokens.values(), *encoded.filters.values()]:
-        if arr.null_count == n:
+def _check_date_formats(mapping: ColumnMapping, fields: dict[str, FieldStats]) -> None:
+    """A date column whose first batch mostly fails to parse has the wrong declared format."""
+    for src in mapping.identifiers:
+        stats = fields[src.field]
+        if not src.formats or not stats.present:
             continue
-        for i, valid in enumerate(arr.is_valid().to_pylist()):
-            if valid:
-                usable[i] = True
-    return usable
-
-
-def _parse_column(
-    parse: Callable[[str], tuple[object | None, str | None]],
-    values: list[str | None],
-    first_row: int,
-    stats: FieldStats,
-    missing: frozenset[str],
-) -> list[object | None]:
-    out: list[object | None] = []
-    for i, raw in enumerate(values):
-        text = raw.strip() if raw is not None else ""
-        if not text or text in missing:
-            stats.missing += 1
-            out.append(None)
-            continue
-        stats.present += 1
-        value, reason = parse(text)
-        if reason is not None:
-            stats.add_invalid(reason, first_row + i)
-        else:
-            stats.valid += 1
-        out.append(value)
-    return out
-
-
-def _check_date_format(src: FieldSource, mapping: ColumnMapping, stats: FieldStats) -> None:
-    bad = stats.reasons.get("unparseable", 0)
-    if stats.present and bad > _DATE_FORMAT_FAILURE_SHARE * stats.present:
-        raise MappingError(
-            f"{mapping.path}: {bad} of the first {stats.present} values of column {src.column!r} "
-            f"({src.field}) match none of the declared date formats {list(src.formats)}; "
-            "fix 'formats' in the mapping"
-        )
+        bad = stats.reasons.get("unparseable", 0)
+        if bad > _DATE_FORMAT_FAILURE_SHARE * stats.present:
+            raise MappingError(
+                f"{mapping.path}: {bad} of the first {stats.present} values of column "
+                f"{src.column!r} ({src.field}) match none of the declared date formats "
+                f"{list(src.formats)}; fix 'formats' in the mapping"
+            )

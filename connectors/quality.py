@@ -107,3 +107,17 @@ class QualityReport:
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=False) + "\n"
+
+
+def merge_stats(into: dict[str, FieldStats], batch: dict[str, FieldStats]) -> None:
+    """Add one batch's counts to the running totals (row samples kept in row order)."""
+    for name, stats in batch.items():
+        total = into.setdefault(name, FieldStats())
+        total.present += stats.present
+        total.valid += stats.valid
+        total.missing += stats.missing
+        total.invalid += stats.invalid
+        total.reasons.update(stats.reasons)
+        room = ROW_SAMPLE - len(total.invalid_rows)
+        if room > 0:
+            total.invalid_rows.extend(stats.invalid_rows[:room])

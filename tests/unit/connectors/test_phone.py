@@ -183,3 +183,54 @@ def test_idempotent(raw: str) -> None:
 def test_deterministic(raw: str) -> None:
     """The same input always gives the same result."""
     assert GB(raw) == GB(raw)
+
+
+_PREFIXES = st.sampled_from(["0", "+44", "+44 ", "0044 ", "0044", "(0", "+44 (0)"])
+_SEPARATORS = st.sampled_from(["", " ", "-", ".", "  "])
+
+
+@st.composite
+def _plain_uk_numbers(draw: st.DrawFn) -> str:
+    head = draw(_PREFIXES)
+    first = draw(st.sampled_from("123456789"))
+    rest = draw(st.text(alphabet="0123456789", min_size=7, max_size=10))
+    cut = draw(st.integers(min_value=1, max_value=len(rest)))
+    sep = draw(_SEPARATORS)
+    close = ")" if head.endswith("(0") else ""
+    return f"{head}{first}{rest[:cut]}{close}{sep}{rest[cut:]}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(raw=_plain_uk_numbers())
+def test_fast_path_agrees_with_full_parse(raw: str) -> None:
+    """The metadata fast path gives exactly the result of phonenumbers' parse and validation."""
+    from connectors.phone import PhoneNormaliser
+
+    fast = make_phone_normaliser("GB")
+    assert fast(raw) == PhoneNormaliser("GB")(raw)
+
+
+_REAL_STARTS = st.sampled_from(
+    ["79", "78", "77", "75", "74", "73", "71", "7624", "7781", "7797", "7839", "7911", "2920",
+     "2079", "2890", "1624", "1481", "1534", "113", "161", "1633", "1446", "800", "845", "870",
+     "3069", "5", "6", "9"]
+)  # fmt: skip
+
+
+@st.composite
+def _likely_valid_uk_numbers(draw: st.DrawFn) -> str:
+    start = draw(_REAL_STARTS)
+    size = draw(st.sampled_from([9, 10, 10, 10]))
+    rest = draw(
+        st.text(alphabet="0123456789", min_size=size - len(start), max_size=size - len(start))
+    )
+    return f"{draw(_PREFIXES)}{start}{draw(_SEPARATORS)}{rest}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(raw=_likely_valid_uk_numbers())
+def test_fast_path_agrees_on_likely_valid_numbers(raw: str) -> None:
+    """On numbers from real UK ranges (mostly valid), both paths agree too."""
+    from connectors.phone import PhoneNormaliser
+
+    assert make_phone_normaliser("GB")(raw) == PhoneNormaliser("GB")(raw)

@@ -140,7 +140,7 @@ def mangled(draw: st.DrawFn, postcode: str) -> str:
     return "".join(out)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(valid_postcodes().flatmap(lambda pc: st.tuples(st.just(pc), mangled(pc))))
 def test_valid_postcodes_in_odd_case_and_spacing(pair: tuple[str, str]) -> None:
     """Every grammatical postcode, however cased and spaced, normalises to its canonical form."""
@@ -152,7 +152,7 @@ def test_valid_postcodes_in_odd_case_and_spacing(pair: tuple[str, str]) -> None:
         assert postcode_district(canonical) + canonical[-4:] == canonical
 
 
-@settings(max_examples=400)
+@settings(max_examples=250)
 @given(st.one_of(st.text(), valid_postcodes().flatmap(mangled), st.text(alphabet="AZ09 ")))
 def test_normalise_postcode_idempotent(raw: str) -> None:
     """normalise_postcode is idempotent on any text and on mangled valid postcodes."""
