@@ -17,6 +17,7 @@ from typing import Any, Literal, cast, get_args
 
 from connectors._toml import TomlSource, read_toml
 from connectors.errors import SchemaError
+from connectors.fields import CANONICAL_FIELDS
 
 Transform = Literal[
     "none", "first", "initial", "metaphone", "year", "dm_unordered", "district", "sector", "area"
@@ -24,21 +25,7 @@ Transform = Literal[
 ExtraKind = Literal["text", "date", "code"]
 
 #: Canonical identifier fields of person schema v1 that an encoding schema may use.
-ENCODABLE_FIELDS: frozenset[str] = frozenset(
-    {
-        "given_name",
-        "family_name",
-        "other_names",
-        "date_of_birth",
-        "sex",
-        "nhs_number",
-        "postcode",
-        "address",
-        "phone",
-        "email",
-        "pnc_id",
-    }
-)
+ENCODABLE_FIELDS: frozenset[str] = frozenset(CANONICAL_FIELDS) - {"record_id"}
 #: Fields that identify a person on their own, so a token may use one of them alone.
 UNIQUE_FIELDS: frozenset[str] = frozenset({"nhs_number", "pnc_id", "phone", "email"})
 #: Field references whose values are few: a token made only of these would leak by frequency.

@@ -18,25 +18,13 @@ import phonenumbers
 from connectors._toml import TomlSource, read_toml
 from connectors.encoding_schema import EncodingSchema, ExtraKind
 from connectors.errors import MappingError
+from connectors.fields import CANONICAL_FIELDS
 
 InputFormat = Literal["csv", "parquet", "xlsx"]
 AttributeType = Literal["string", "category", "integer", "float", "boolean", "date", "datetime"]
 
 #: Canonical identifier fields of person schema v1, in order.
-IDENTIFIER_FIELDS: tuple[str, ...] = (
-    "record_id",
-    "given_name",
-    "family_name",
-    "other_names",
-    "date_of_birth",
-    "sex",
-    "nhs_number",
-    "postcode",
-    "address",
-    "phone",
-    "email",
-    "pnc_id",
-)
+IDENTIFIER_FIELDS = CANONICAL_FIELDS
 DEFAULT_MISSING = ("NULL", "null", "N/A", "n/a", "#N/A", "-")
 _DATE_FIELDS = frozenset({"date_of_birth"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")

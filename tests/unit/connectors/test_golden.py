@@ -67,9 +67,7 @@ def _balanced_filter(name: str, value: str, salt: str, bits: int, hashes: int) -
     full = plain + [1 - b for b in plain]
     perm = _permutation(_hkdf(LINKAGE, f"pprl-hub/balance/uk-person/{name}"), 2 * bits)
     out = [full[p] for p in perm]
-    return bytes(
-        int("".join(map(str, out[i : i + 8])), 2) for i in range(0, len(out), 8)
-    ).hex()
+    return bytes(int("".join(map(str, out[i : i + 8])), 2) for i in range(0, len(out), 8)).hex()
 
 
 @pytest.fixture(scope="module")

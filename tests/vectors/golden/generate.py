@@ -35,10 +35,12 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def golden_keys() -> tuple[Key, Key]:
     doc = json.loads((HERE / "keys.json").read_text())
-    linkage = Key("linkage-secret", "lk-golden", "2026-01-01T00:00:00Z",
-                  bytes.fromhex(doc["linkage_secret"]))
-    record = Key("record-key", "rk-golden", "2026-01-01T00:00:00Z",
-                 bytes.fromhex(doc["record_secret"]))
+    linkage = Key(
+        "linkage-secret", "lk-golden", "2026-01-01T00:00:00Z", bytes.fromhex(doc["linkage_secret"])
+    )
+    record = Key(
+        "record-key", "rk-golden", "2026-01-01T00:00:00Z", bytes.fromhex(doc["record_secret"])
+    )
     return linkage, record
 
 
@@ -67,8 +69,10 @@ def encode_golden(out_dir: Path) -> dict[str, object]:
         row = {}
         for name in table.column_names:
             value = table.column(name)[i].as_py()
-            row[name] = value.hex() if isinstance(value, bytes) else (
-                value.isoformat() if hasattr(value, "isoformat") else value
+            row[name] = (
+                value.hex()
+                if isinstance(value, bytes)
+                else (value.isoformat() if hasattr(value, "isoformat") else value)
             )
         rows[record_id] = row
     return {"rejected": dict(report.rejected), "rows": rows}
