@@ -138,16 +138,18 @@ class _FilterEncoder:
             self._inv = None
             self._template = np.zeros(bits, dtype=np.uint8)
         self.width = self._template.size // 8
-        self._gram_cache: dict[tuple[str, str], bytes] = {}
+        self._gram_cache: dict[str, dict[str, bytes]] = {}
         self._value_cache: dict[tuple[str, str], bytes | None] = {}
 
     def ngrams(self, value: str) -> list[str]:
         """The n-grams of one value (each alias separately for other_names)."""
-        parts = value.split("|") if self._multi else [value]
-        n = self.spec.ngram
+        n, pad = self.spec.ngram, self._pad
+        if not self._multi:
+            padded = f"{pad}{value}{pad}"
+            return [padded[i : i + n] for i in range(len(padded) - n + 1)]
         grams: list[str] = []
-        for part in parts:
-            padded = f"{self._pad}{part}{self._pad}"
+        for part in value.split("|"):
+            padded = f"{pad}{part}{pad}"
             grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
         return grams
 
@@ -160,19 +162,20 @@ class _FilterEncoder:
 
     def _raw_positions(self, salt: str, value: str) -> bytes:
         """The big-endian 16-bit positions (before masking) that one value sets."""
-        gram_cache = self._gram_cache
-        salt_lp = _lp(salt.encode("utf-8"))
+        cache = self._gram_cache.get(salt)
+        if cache is None:
+            cache = self._gram_cache[salt] = {}
         blocks = []
         for gram in self.ngrams(value):
-            block = gram_cache.get((salt, gram))
+            block = cache.get(gram)
             if block is None:
-                block = gram_cache[(salt, gram)] = self._gram_block(salt_lp, gram)
+                block = cache[gram] = self._gram_block(_lp(salt.encode("utf-8")), gram)
             blocks.append(block)
         return b"".join(blocks)
 
     def _encode_many(self, pairs: list[tuple[str, str]]) -> list[bytes | None]:
         """Encode distinct (salt, value) pairs at once: one NumPy pass for the whole list."""
-        if len(self._gram_cache) >= _CACHE_LIMIT:
+        if sum(len(c) for c in self._gram_cache.values()) >= _CACHE_LIMIT:
             self._gram_cache.clear()
         raws = [self._raw_positions(salt, value) for salt, value in pairs]
         counts = np.fromiter((len(r) // 2 for r in raws), dtype=np.intp, count=len(raws))
