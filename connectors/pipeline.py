@@ -219,7 +219,7 @@ def pseudonymise(
             merge_stats(report.fields, result.fields)
             merge_stats(report.attributes, result.attributes)
             if result.first_row == 1:
-                _check_date_formats(mapping, result.fields)
+                _check_date_formats(mapping, result.fields, result.attributes)
             keep = _keep_rows(result, report, seen)
             table = result.table.filter(pa.array(keep, type=pa.bool_()))
             for t in schema.tokens:
@@ -306,16 +306,19 @@ def _keymap_schema(job: PseudonymiseJob) -> pa.Schema:
     )
 
 
-def _check_date_formats(mapping: ColumnMapping, fields: dict[str, FieldStats]) -> None:
+def _check_date_formats(
+    mapping: ColumnMapping, fields: dict[str, FieldStats], attributes: dict[str, FieldStats]
+) -> None:
     """A date column whose first batch mostly fails to parse has the wrong declared format."""
-    for src in mapping.identifiers:
-        stats = fields[src.field]
-        if not src.formats or not stats.present:
+    columns = [(f.field, f.column, f.formats, fields[f.field]) for f in mapping.identifiers]
+    columns += [(a.name, a.column, a.formats, attributes[a.name]) for a in mapping.attributes]
+    for name, column, formats, stats in columns:
+        if not formats or not stats.present:
             continue
         bad = stats.reasons.get("unparseable", 0)
         if bad > _DATE_FORMAT_FAILURE_SHARE * stats.present:
             raise MappingError(
                 f"{mapping.path}: {bad} of the first {stats.present} values of column "
-                f"{src.column!r} ({src.field}) match none of the declared date formats "
-                f"{list(src.formats)}; fix 'formats' in the mapping"
+                f"{column!r} ({name}) match none of the declared date formats "
+                f"{list(formats)}; fix 'formats' in the mapping"
             )

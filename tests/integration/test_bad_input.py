@@ -87,6 +87,16 @@ def _unreadable_dates(p: Path) -> None:
     p.write_text("\n".join(rows) + "\n")
 
 
+def _unreadable_datetimes(p: Path) -> None:
+    lines = GOLDEN_INPUT.read_text().splitlines()
+    rows = [HEADER]
+    for i in range(1, 7):
+        cells = lines[i].split(",")
+        cells[-4] = f"14.03.2025 23:{10 + i}"  # arrival_datetime in an undeclared format
+        rows.append(",".join(cells))
+    p.write_text("\n".join(rows) + "\n")
+
+
 def _duplicate_header(p: Path) -> None:
     p.write_text(HEADER + ",forename\n")
 
@@ -102,6 +112,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "ragged-row": (_ragged, "Expected 14 columns, got 3"),
     "unreadable-date-format": (_unreadable_dates, "match none of the declared date formats"),
     "duplicate-header": (_duplicate_header, "appears twice"),
+    "unreadable-datetime-attribute": (_unreadable_datetimes, "(arrival_datetime) match none"),
 }
 
 
