@@ -24,7 +24,7 @@ from connectors.normalise import Normalised, Normaliser
 from connectors.quality import FieldStats
 from connectors.readers import Batch
 
-_MEMO_LIMIT = 200_000
+_MEMO_LIMIT = 20_000
 _EXTRA_KINDS: dict[str, ExtraKind] = {"text": "text", "date": "date", "code": "code"}
 
 

@@ -36,7 +36,9 @@ from connectors.transforms import transformer
 
 TOKEN_BYTES = 16
 PSEUDONYM_BYTES = 16
-_CACHE_LIMIT = 500_000
+_CACHE_LIMIT = 20_000
+#: n-gram positions are small; the (salt, n-gram) vocabulary is a few hundred thousand at most.
+_GRAM_CACHE_LIMIT = 200_000
 #: Distinct values encoded per NumPy pass (bounds the bit matrix to a few MB).
 _MATRIX_ROWS = 2048
 
@@ -175,7 +177,7 @@ class _FilterEncoder:
 
     def _encode_many(self, pairs: list[tuple[str, str]]) -> list[bytes | None]:
         """Encode distinct (salt, value) pairs at once: one NumPy pass for the whole list."""
-        if sum(len(c) for c in self._gram_cache.values()) >= _CACHE_LIMIT:
+        if sum(len(c) for c in self._gram_cache.values()) >= _GRAM_CACHE_LIMIT:
             self._gram_cache.clear()
         raws = [self._raw_positions(salt, value) for salt, value in pairs]
         counts = np.fromiter((len(r) // 2 for r in raws), dtype=np.intp, count=len(raws))
