@@ -23,8 +23,8 @@ LINKAGE = generate_key("linkage-secret")
 RECORD = generate_key("record-key")
 
 
-def _encode(source: Path, out: Path) -> pa.Table:
-    job = PseudonymiseJob(
+def _job(source: Path, out: Path) -> PseudonymiseJob:
+    return PseudonymiseJob(
         mapping=load_mapping(REPO / "config" / "mappings" / "ae.toml"),
         schema=load_encoding_schema(REPO / "config" / "encoding" / "v1.toml"),
         linkage_key=LINKAGE,
@@ -34,7 +34,10 @@ def _encode(source: Path, out: Path) -> pa.Table:
         agency="ae-test",
         today=dt.date(2026, 1, 1),
     )
-    pseudonymise(job)
+
+
+def _encode(source: Path, out: Path) -> pa.Table:
+    pseudonymise(_job(source, out))
     return pq.read_table(out)
 
 
@@ -98,15 +101,6 @@ def test_garbage_with_binary_format_extension_is_refused(tmp_path: Path, suffix:
     """A file that only pretends to be Parquet or Excel gets a clear error and no output."""
     source = tmp_path / f"fake{suffix}"
     source.write_bytes(b"this is not really a binary table\n" * 10)
-    job = PseudonymiseJob(
-        mapping=load_mapping(REPO / "config" / "mappings" / "ae.toml"),
-        schema=load_encoding_schema(REPO / "config" / "encoding" / "v1.toml"),
-        linkage_key=LINKAGE,
-        record_key=RECORD,
-        input=source,
-        output=tmp_path / "out.parquet",
-        agency="ae-test",
-    )
     with pytest.raises(InputFileError, match="not a readable"):
-        pseudonymise(job)
+        pseudonymise(_job(source, tmp_path / "out.parquet"))
     assert not (tmp_path / "out.parquet").exists()
