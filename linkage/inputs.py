@@ -1,0 +1,124 @@
+"""Reading encoded datasets for linkage, and checking that they can be linked together.
+
+Every encoded file carries ``pprl`` metadata (see ``docs/architecture.md``). Files made with
+different encoding schemas (hash) or different linkage secrets (key check value) cannot be
+linked: their tokens and filters are unrelated. They are refused here, before any work, with a
+message that says which file differs and how.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from linkage.errors import InputMismatchError, LinkageError
+
+ENCODED_FORMAT = "pprl-hub/encoded"
+SUPPORTED_FORMAT_VERSIONS = frozenset({1})
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedDataset:
+    """One agency's encoded upload: its table and the metadata that describes it."""
+
+    name: str
+    table: pa.Table
+    metadata: dict[str, Any]
+
+    @property
+    def schema_hash(self) -> str:
+        return str(self.metadata["schema"]["hash"])
+
+    @property
+    def key_check_value(self) -> str:
+        return str(self.metadata["key_check_value"])
+
+    @property
+    def token_columns(self) -> list[str]:
+        return [str(t["column"]) for t in self.metadata["tokens"]]
+
+    @property
+    def filter_columns(self) -> list[str]:
+        return [str(f["column"]) for f in self.metadata["filters"]]
+
+
+def read_encoded(path: Path, name: str | None = None) -> EncodedDataset:
+    """Read one encoded Parquet file; ``name`` defaults to the agency id in its metadata."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise LinkageError(f"{path}: not a readable Parquet file ({exc})") from None
+    raw = meta.get(b"pprl")
+    if raw is None:
+        raise LinkageError(f"{path}: not a pprl-hub encoded file (no pprl metadata)")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise LinkageError(f"{path}: its pprl metadata is not valid JSON") from None
+    if doc.get("format") != ENCODED_FORMAT or doc.get("format_version") not in (
+        SUPPORTED_FORMAT_VERSIONS
+    ):
+        raise LinkageError(
+            f"{path}: unsupported format {doc.get('format')!r} version {doc.get('format_version')!r}"
+        )
+    table = pq.read_table(path)
+    if table.num_rows != doc.get("row_count"):
+        raise LinkageError(
+            f"{path}: holds {table.num_rows} rows but its metadata says {doc.get('row_count')}"
+        )
+    return EncodedDataset(name or str(doc["agency"]), table, doc)
+
+
+def check_linkable(datasets: Sequence[EncodedDataset]) -> None:
+    """Refuse datasets that cannot be linked together, naming the first one that differs."""
+    if len(datasets) < 2:
+        raise LinkageError("linkage needs at least two datasets")
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise LinkageError(f"dataset names must be distinct (got {names})")
+    first = datasets[0]
+    for other in datasets[1:]:
+        if other.schema_hash != first.schema_hash:
+            raise InputMismatchError(
+                f"{other.name} was encoded with schema {other.metadata['schema']['id']} "
+                f"v{other.metadata['schema']['version']} (hash {other.schema_hash[:12]}...) but "
+                f"{first.name} with {first.metadata['schema']['id']} "
+                f"v{first.metadata['schema']['version']} (hash {first.schema_hash[:12]}...): "
+                "files encoded with different schemas cannot be linked"
+            )
+        if other.key_check_value != first.key_check_value:
+            raise InputMismatchError(
+                f"{other.name} was encoded with a different linkage secret (key check value "
+                f"{other.key_check_value}) from {first.name} ({first.key_check_value}): "
+                "files encoded under different secrets cannot be linked"
+            )
+
+
+def filters_as_longs(column: pa.Array) -> pa.Array:
+    """Bloom filters as ``list<int64>`` (8 bytes per element, big-endian), for Spark SQL.
+
+    Spark has no bitwise operators on BINARY; on arrays of longs ``bit_count(x & y)`` works. The
+    bit order is kept: bit i of the filter is bit ``63 - i % 64`` of element ``i // 64``.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    width = column.type.byte_width
+    if width % 8:
+        raise LinkageError("filter length must be a multiple of 64 bits")
+    n = len(column)
+    data = np.frombuffer(column.buffers()[1], dtype=np.uint8)[
+        column.offset * width : (column.offset + n) * width
+    ]
+    longs = data.view(">i8").astype(np.int64)
+    offsets = pa.array(np.arange(0, n * (width // 8) + 1, width // 8, dtype=np.int32))
+    values = pa.ListArray.from_arrays(offsets, pa.array(longs, type=pa.int64()))
+    if column.null_count:
+        values = pa.ListArray.from_arrays(offsets, values.values, mask=column.is_null())
+    return values
