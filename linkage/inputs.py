@@ -65,9 +65,8 @@ def read_encoded(path: Path, name: str | None = None) -> EncodedDataset:
     if doc.get("format") != ENCODED_FORMAT or doc.get("format_version") not in (
         SUPPORTED_FORMAT_VERSIONS
     ):
-        raise LinkageError(
-            f"{path}: unsupported format {doc.get('format')!r} version {doc.get('format_version')!r}"
-        )
+        found = f"{doc.get('format')!r} version {doc.get('format_version')!r}"
+        raise LinkageError(f"{path}: unsupported format {found}")
     table = pq.read_table(path)
     if table.num_rows != doc.get("row_count"):
         raise LinkageError(
