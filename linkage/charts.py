@@ -139,6 +139,6 @@ def parameter_chart_svg(
         )
         body.append(
             f'<text x="{width - right + 8}" y="{y + 14}" {_FONT}>{w:+.2f} '
-            f"(m {lv.m:.3g}, u {lv.u:.3g})</text>"
+            f"(m {lv.m:.4g}, u {lv.u:.4g})</text>"
         )
     return _svg(width, height, body, title)
