@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from linkage.errors import InputMismatchError, LinkageError
+from linkage.lsh import filter_bytes
 
 ENCODED_FORMAT = "pprl-hub/encoded"
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
@@ -100,24 +101,16 @@ def check_linkable(datasets: Sequence[EncodedDataset]) -> None:
             )
 
 
-def filters_as_longs(column: pa.Array) -> pa.Array:
-    """Bloom filters as ``list<int64>`` (8 bytes per element, big-endian), for Spark SQL.
-
-    Spark has no bitwise operators on BINARY; on arrays of longs ``bit_count(x & y)`` works. The
-    bit order is kept: bit i of the filter is bit ``63 - i % 64`` of element ``i // 64``.
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    width = column.type.byte_width
-    if width % 8:
-        raise LinkageError("filter length must be a multiple of 64 bits")
-    n = len(column)
-    data = np.frombuffer(column.buffers()[1], dtype=np.uint8)[
-        column.offset * width : (column.offset + n) * width
-    ]
-    longs = data.view(">i8").astype(np.int64)
-    offsets = pa.array(np.arange(0, n * (width // 8) + 1, width // 8, dtype=np.int32))
-    values = pa.ListArray.from_arrays(offsets, pa.array(longs, type=pa.int64()))
-    if column.null_count:
-        values = pa.ListArray.from_arrays(offsets, values.values, mask=column.is_null())
-    return values
+def filter_words(filters: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """A filter column in Spark's form: ``list<int64>``, 64 bits per word, MSB first, nulls kept."""
+    matrix, valid = filter_bytes(filters)
+    if matrix.shape[1] % 8:
+        raise InputMismatchError(
+            f"a filter of {matrix.shape[1] * 8} bits is not a whole number of 64-bit words"
+        )
+    words = np.ascontiguousarray(matrix).view(">i8").astype(np.int64)
+    per_row = words.shape[1]
+    offsets = pa.array(np.arange(len(words) + 1, dtype=np.int32) * per_row, type=pa.int32())
+    return pa.ListArray.from_arrays(
+        offsets, pa.array(words.reshape(-1), type=pa.int64()), mask=pa.array(~valid)
+    )

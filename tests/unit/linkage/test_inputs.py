@@ -16,7 +16,7 @@ from connectors.keys import Key, generate_key
 from connectors.mapping import load_mapping
 from connectors.pipeline import PseudonymiseJob, pseudonymise
 from linkage.errors import InputMismatchError, LinkageError
-from linkage.inputs import check_linkable, filters_as_longs, read_encoded
+from linkage.inputs import check_linkable, filter_words, read_encoded
 from tests.conftest import REPO, VECTORS
 
 
@@ -100,16 +100,16 @@ def test_one_dataset_or_duplicate_names_are_refused(encoded: dict[str, Path]) ->
         check_linkable([a, read_encoded(encoded["b"], name="agency-a")])
 
 
-def test_filters_as_longs_keeps_bits_and_nulls() -> None:
+def test_filter_words_keeps_bits_and_nulls() -> None:
     """Filters become big-endian int64 lists with the same bits; null filters stay null."""
     rng = np.random.default_rng(3)
     raw = [rng.integers(0, 256, 16, dtype=np.uint8).tobytes() for _ in range(4)]
     column = pa.array([raw[0], None, raw[2], raw[3]], type=pa.binary(16))
-    longs = filters_as_longs(column.slice(0)).to_pylist()
+    longs = filter_words(column.slice(0)).to_pylist()
     assert longs[1] is None
     for value, words in zip([raw[0], raw[2], raw[3]], [longs[0], longs[2], longs[3]], strict=True):
         assert words is not None
         back = b"".join(int(w).to_bytes(8, "big", signed=True) for w in words)
         assert back == value
-    sliced = filters_as_longs(column.slice(2, 2)).to_pylist()
+    sliced = filter_words(column.slice(2, 2)).to_pylist()
     assert sliced == [longs[2], longs[3]]
