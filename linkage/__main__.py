@@ -1,0 +1,5 @@
+"""``python -m linkage``."""
+
+from linkage.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""``link()``: block -> compare -> train -> score -> choose threshold -> cluster, on one engine.
+
+The engine (DuckDB in-process by default) only runs SQL; everything it needs is derived here from
+the inputs' encoding schema. Outputs are Arrow tables and plain data (no I/O of its own).
+Records are named by the hex of their record pseudonym; datasets by their agency id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+from linkage.charts import LevelParameters
+from linkage.clustering import cluster
+from linkage.errors import SettingsError
+from linkage.inputs import EncodedDataset, check_linkable
+from linkage.lsh import band_keys, choose_bands
+from linkage.model import ModelPlan, plan_from_schema, splink_comparisons
+from linkage.threshold import ThresholdChoice, choose_threshold
+
+LINK_SCHEMA = pa.schema(
+    [
+        pa.field("dataset_l", pa.string(), nullable=False),
+        pa.field("record_l", pa.string(), nullable=False),
+        pa.field("dataset_r", pa.string(), nullable=False),
+        pa.field("record_r", pa.string(), nullable=False),
+        pa.field("match_weight", pa.float64(), nullable=False),
+        pa.field("match_probability", pa.float64(), nullable=False),
+    ]
+)
+#: Pairs scored below this probability are dropped before the threshold is chosen.
+SCORE_FLOOR = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """Everything a run may be told; the defaults are the documented ones."""
+
+    threshold: float | None = None
+    seed: int = 1
+    u_max_pairs: float = 2e6
+    name_thresholds: tuple[float, ...] = (0.95, 0.85, 0.7)
+    address_thresholds: tuple[float, ...] = (0.9, 0.75)
+    lsh_similarity: float | None = 0.9
+    lsh_recall: float = 0.99
+    bridge_threshold: float = 0.99
+    memory_limit: str | None = None
+    temp_directory: Path | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise SettingsError("threshold must be in (0, 1]")
+        if self.u_max_pairs < 1_000:
+            raise SettingsError("u_max_pairs must be at least 1,000")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """Links, entities and what the model says about them."""
+
+    links: pa.Table
+    entities: pa.Table
+    choice: ThresholdChoice
+    parameters: list[LevelParameters]
+    weights: np.ndarray[Any, np.dtype[np.float64]]
+    blocking: dict[str, int]
+    model: dict[str, Any] = field(repr=False)
+    plan: ModelPlan = field(repr=False)
+
+
+def _lsh_columns(
+    ds: EncodedDataset, columns: Sequence[str], bands: int, bits: int, seed: int
+) -> dict[str, pa.Array]:
+    """Band keys over the concatenation of the name filters (null if any of them is null)."""
+    parts = [ds.table.column(c).combine_chunks() for c in columns]
+    valid = pc.and_kleene(*[p.is_valid() for p in parts]) if len(parts) > 1 else parts[0].is_valid()
+    width = sum(p.type.byte_width for p in parts)
+    joined = np.zeros((len(parts[0]), width), dtype=np.uint8)
+    offset = 0
+    for p in parts:
+        w = p.type.byte_width
+        data = np.frombuffer(p.buffers()[1], dtype=np.uint8)[p.offset * w : (p.offset + len(p)) * w]
+        joined[:, offset : offset + w] = data.reshape(-1, w)
+        offset += w
+    combined = pa.array([row.tobytes() for row in joined], type=pa.binary(width))
+    combined = pc.if_else(valid, combined, pa.scalar(None, pa.binary(width)))
+    keys = band_keys(combined, bands, bits, seed)
+    return {f"lsh_names_{i}": k for i, k in enumerate(keys)}
+
+
+def _input_table(ds: EncodedDataset, plan: ModelPlan, lsh: dict[str, pa.Array]) -> pa.Table:
+    cols: dict[str, pa.Array] = {
+        "unique_id": pc.binary_join_element_wise(  # hex of the pseudonym, as text
+            pa.array([v.hex() for v in ds.table.column("record_pseudonym").to_pylist()]), ""
+        )
+    }
+    for name in ds.table.column_names:
+        if name.startswith(("tok_", "bf_")):
+            cols[name] = ds.table.column(name).cast(pa.binary())
+    cols.update(lsh)
+    return pa.table(cols)
+
+
+def _parameters(model: dict[str, Any]) -> list[LevelParameters]:
+    out: list[LevelParameters] = []
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            out.append(
+                LevelParameters(
+                    comparison["output_column_name"],
+                    str(level.get("label_for_charts", level["sql_condition"])),
+                    level.get("m_probability"),
+                    level.get("u_probability"),
+                )
+            )
+    return out
+
+
+def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = None) -> LinkResult:
+    """Link two or more encoded datasets on DuckDB; see the module docstring."""
+    settings = settings or LinkSettings()
+    check_linkable(datasets)
+    definition = datasets[0].metadata["schema"]["definition"]
+    plan = plan_from_schema(
+        definition,
+        name_thresholds=settings.name_thresholds,
+        address_thresholds=settings.address_thresholds,
+    )
+    name_filters = [c for c in plan.filter_columns if "address" not in c]
+    lsh_rules: list[str] = []
+    tables = []
+    for ds in datasets:
+        lsh: dict[str, pa.Array] = {}
+        if settings.lsh_similarity is not None and name_filters:
+            bands, bits = choose_bands(settings.lsh_similarity, settings.lsh_recall)
+            lsh = _lsh_columns(ds, name_filters, bands, bits, settings.seed)
+            lsh_rules = list(lsh)
+        tables.append(_input_table(ds, plan, lsh))
+
+    config: dict[str, Any] = {}
+    if settings.memory_limit:
+        config["memory_limit"] = settings.memory_limit
+    if settings.temp_directory:
+        config["temp_directory"] = str(settings.temp_directory)
+    if settings.threads:
+        config["threads"] = settings.threads
+    con = duckdb.connect(config=config)
+    db = DuckDBAPI(connection=con)
+    inputs = [
+        db.register(t, dataset_display_name=ds.name, table_name=f"pprl_input_{i}")
+        for i, (t, ds) in enumerate(zip(tables, datasets, strict=True))
+    ]
+    rules: list[Any] = [block_on(c) for c in (*plan.blocking_tokens, *lsh_rules)]
+    creator = SettingsCreator(
+        link_type="link_only",
+        unique_id_column_name="unique_id",
+        comparisons=list[Any](splink_comparisons(plan)),
+        blocking_rules_to_generate_predictions=rules,
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+    )
+    linker = Linker(inputs, creator, log_level="WARNING")
+    training: list[Any] = [block_on(c) for c in plan.training_blocks]
+    linker.training.estimate_probability_two_random_records_match(training, recall=0.8)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=settings.u_max_pairs, seed=settings.seed
+    )
+    for rule in training:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
+    scored = con.sql(
+        "select source_dataset_l as dataset_l, unique_id_l as record_l, "
+        "source_dataset_r as dataset_r, unique_id_r as record_r, "
+        "match_weight, match_probability "
+        f"from {predictions.physical_name}"
+    ).arrow()
+    if isinstance(scored, pa.RecordBatchReader):
+        scored = scored.read_all()
+    probabilities = scored.column("match_probability").to_numpy()
+    choice = choose_threshold(probabilities)
+    threshold = settings.threshold if settings.threshold is not None else choice.threshold
+    links = scored.filter(pc.greater_equal(scored.column("match_probability"), threshold))
+    links = links.cast(LINK_SCHEMA).sort_by([("match_probability", "descending")])
+    records = [
+        (ds.name, str(r))
+        for t, ds in zip(tables, datasets, strict=True)
+        for r in t.column("unique_id").to_pylist()
+    ]
+    edges = [
+        ((a, b), (c, d), float(p))
+        for a, b, c, d, p in zip(
+            *(
+                links.column(n).to_pylist()
+                for n in ("dataset_l", "record_l", "dataset_r", "record_r", "match_probability")
+            ),
+            strict=True,
+        )
+    ]
+    entities = cluster(
+        records,
+        edges,
+        threshold=threshold,
+        bridge_threshold=max(threshold, settings.bridge_threshold),
+    )
+    model = linker.misc.save_model_to_json()
+    blocking = _blocking_counts(con, inputs, rules)
+    con.close()
+    return LinkResult(
+        links=links,
+        entities=entities,
+        choice=choice
+        if settings.threshold is None
+        else _with_threshold(choice, threshold, probabilities),
+        parameters=_parameters(model),
+        weights=scored.column("match_weight").to_numpy(),
+        blocking=blocking,
+        model=model,
+        plan=plan,
+    )
+
+
+def _with_threshold(
+    choice: ThresholdChoice, threshold: float, p: np.ndarray[Any, Any]
+) -> ThresholdChoice:
+    from linkage.threshold import expected_metrics
+
+    precision, recall, f1 = expected_metrics(p, threshold)
+    return ThresholdChoice(
+        threshold,
+        choice.expected_matches,
+        precision,
+        recall,
+        f1,
+        choice.review_lower,
+        choice.review_pairs,
+    )
+
+
+def _blocking_counts(
+    con: duckdb.DuckDBPyConnection, inputs: Sequence[Any], rules: Sequence[Any]
+) -> dict[str, int]:
+    """Candidate pairs each rule would generate on its own (across different datasets)."""
+    names = [i.physical_name for i in inputs]
+    union = " union all ".join(f"select {i} as ds, * from {n}" for i, n in enumerate(names))
+    out: dict[str, int] = {}
+    for rule in rules:
+        sql = rule.get_blocking_rule("duckdb").blocking_rule_sql
+        rows = con.sql(
+            f"with t as ({union}) select count(*) from t as l join t as r "
+            f"on l.ds < r.ds and ({sql})"
+        ).fetchall()
+        out[sql] = int(rows[0][0]) if rows else 0
+    return out
+
+
+def probability_to_weight(p: float) -> float:
+    """Match weight (log2 Bayes factor) of a probability, ignoring the prior."""
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log2(p / (1 - p))
