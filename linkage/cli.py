@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from linkage.charts import parameter_chart_svg, weight_histogram_svg
 from linkage.errors import InputMismatchError, LinkageError
 from linkage.inputs import read_encoded
-from linkage.run import LinkResult, LinkSettings, link, probability_to_weight
+from linkage.run import LinkResult, LinkSettings, blocking_report, link, probability_to_weight
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed for u sampling and LSH")
     p.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
     p.add_argument("--temp-dir", type=Path, help="DuckDB spill directory")
+    p = sub.add_parser("blocking", help="report candidate pairs per blocking rule, without linking")
+    p.add_argument("inputs", nargs="+", type=Path, help="encoded Parquet files (2 or more)")
+    p.add_argument("--seed", type=int, default=1, help="seed for LSH band positions")
     return parser
 
 
@@ -50,7 +53,12 @@ def diagnostics(result: LinkResult) -> dict[str, Any]:
         "links": result.links.num_rows,
         "entities": len(set(result.entities.column("entity_id").to_pylist())),
         "records": result.entities.num_rows,
-        "blocking": {"per_rule": result.blocking, "total": sum(result.blocking.values())},
+        "blocking": {
+            "per_rule": [{"rule": r, "new_pairs": n} for r, n in result.blocking.per_rule],
+            "total": result.blocking.total,
+            "possible": result.blocking.possible,
+            "compared": result.compared,
+        },
         "parameters": [
             {"comparison": p.comparison, "level": p.level, "m": p.m, "u": p.u, "weight": p.weight}
             for p in result.parameters
@@ -108,10 +116,22 @@ def _link(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blocking(args: argparse.Namespace) -> int:
+    report = blocking_report([read_encoded(p) for p in args.inputs], LinkSettings(seed=args.seed))
+    width = max(len(rule) for rule, _ in report.per_rule) if report.per_rule else 10
+    for rule, pairs in report.per_rule:
+        print(f"{rule:<{width}}  {pairs:>14,} new pairs")
+    print(
+        f"{'total':<{width}}  {report.total:>14,} pairs to compare "
+        f"(of {report.possible:,} possible)"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _link(args)
+        return _blocking(args) if args.command == "blocking" else _link(args)
     except LinkageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

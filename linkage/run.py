@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
 from linkage.charts import LevelParameters
 from linkage.clustering import cluster
@@ -65,6 +66,15 @@ class LinkSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockingReport:
+    """What blocking will cost: new candidate pairs per rule, their total, and all pairs."""
+
+    per_rule: tuple[tuple[str, int], ...]
+    total: int
+    possible: int
+
+
+@dataclass(frozen=True, slots=True)
 class LinkResult:
     """Links, entities and what the model says about them."""
 
@@ -73,7 +83,8 @@ class LinkResult:
     choice: ThresholdChoice
     parameters: list[LevelParameters]
     weights: np.ndarray[Any, np.dtype[np.float64]]
-    blocking: dict[str, int]
+    blocking: BlockingReport
+    compared: int
     model: dict[str, Any] = field(repr=False)
     plan: ModelPlan = field(repr=False)
 
@@ -128,9 +139,18 @@ def _parameters(model: dict[str, Any]) -> list[LevelParameters]:
     return out
 
 
-def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = None) -> LinkResult:
-    """Link two or more encoded datasets on DuckDB; see the module docstring."""
-    settings = settings or LinkSettings()
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Inputs registered on an engine connection, with the plan and blocking rules."""
+
+    plan: ModelPlan
+    tables: list[pa.Table]
+    con: duckdb.DuckDBPyConnection
+    inputs: list[Any]
+    rules: list[Any]
+
+
+def _prepare(datasets: Sequence[EncodedDataset], settings: LinkSettings) -> _Prepared:
     check_linkable(datasets)
     definition = datasets[0].metadata["schema"]["definition"]
     plan = plan_from_schema(
@@ -148,7 +168,6 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
             lsh = _lsh_columns(ds, name_filters, bands, bits, settings.seed)
             lsh_rules = list(lsh)
         tables.append(_input_table(ds, plan, lsh))
-
     config: dict[str, Any] = {}
     if settings.memory_limit:
         config["memory_limit"] = settings.memory_limit
@@ -163,6 +182,27 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
         for i, (t, ds) in enumerate(zip(tables, datasets, strict=True))
     ]
     rules: list[Any] = [block_on(c) for c in (*plan.blocking_tokens, *lsh_rules)]
+    return _Prepared(plan, tables, con, inputs, rules)
+
+
+def blocking_report(
+    datasets: Sequence[EncodedDataset], settings: LinkSettings | None = None
+) -> BlockingReport:
+    """The cost of a run before paying it: candidate pairs per blocking rule and in total."""
+    prepared = _prepare(datasets, settings or LinkSettings())
+    try:
+        return _blocking_report(prepared.inputs, prepared.rules)
+    finally:
+        prepared.con.close()
+
+
+def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = None) -> LinkResult:
+    """Link two or more encoded datasets on DuckDB; see the module docstring."""
+    settings = settings or LinkSettings()
+    prepared = _prepare(datasets, settings)
+    plan, tables, con, inputs, rules = (
+        prepared.plan, prepared.tables, prepared.con, prepared.inputs, prepared.rules
+    )  # fmt: skip
     creator = SettingsCreator(
         link_type="link_only",
         unique_id_column_name="unique_id",
@@ -179,12 +219,13 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
     )
     for rule in training:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
+    predictions = linker.inference.predict()
+    compared = int(con.sql(f"select count(*) from {predictions.physical_name}").fetchall()[0][0])
     scored = con.sql(
         "select source_dataset_l as dataset_l, unique_id_l as record_l, "
         "source_dataset_r as dataset_r, unique_id_r as record_r, "
         "match_weight, match_probability "
-        f"from {predictions.physical_name}"
+        f"from {predictions.physical_name} where match_probability >= {SCORE_FLOOR}"
     ).arrow()
     if isinstance(scored, pa.RecordBatchReader):
         scored = scored.read_all()
@@ -215,7 +256,7 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
         bridge_threshold=max(threshold, settings.bridge_threshold),
     )
     model = linker.misc.save_model_to_json()
-    blocking = _blocking_counts(con, inputs, rules)
+    blocking = _blocking_report(inputs, rules)
     con.close()
     return LinkResult(
         links=links,
@@ -226,6 +267,7 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
         parameters=_parameters(model),
         weights=scored.column("match_weight").to_numpy(),
         blocking=blocking,
+        compared=compared,
         model=model,
         plan=plan,
     )
@@ -248,21 +290,21 @@ def _with_threshold(
     )
 
 
-def _blocking_counts(
-    con: duckdb.DuckDBPyConnection, inputs: Sequence[Any], rules: Sequence[Any]
-) -> dict[str, int]:
-    """Candidate pairs each rule would generate on its own (across different datasets)."""
-    names = [i.physical_name for i in inputs]
-    union = " union all ".join(f"select {i} as ds, * from {n}" for i, n in enumerate(names))
-    out: dict[str, int] = {}
-    for rule in rules:
-        sql = rule.get_blocking_rule("duckdb").blocking_rule_sql
-        rows = con.sql(
-            f"with t as ({union}) select count(*) from t as l join t as r "
-            f"on l.ds < r.ds and ({sql})"
-        ).fetchall()
-        out[sql] = int(rows[0][0]) if rows else 0
-    return out
+def _blocking_report(inputs: Sequence[Any], rules: Sequence[Any]) -> BlockingReport:
+    """Exact candidate pairs per rule (new pairs only) and in total, by Splink's own counter."""
+    records = count_comparisons_from_blocking_rules(
+        list(inputs),
+        blocking_rules=list(rules),
+        link_type="link_only",
+        unique_id_column_name="unique_id",
+        record_sample_proportion=1.0,
+    )
+    per_rule = tuple(
+        (str(r["blocking_rule"]), int(r["marginal_comparison_count"])) for r in records
+    )
+    total = int(records[-1]["cumulative_comparison_count"]) if records else 0
+    possible = int(records[-1]["total_possible_comparison_count"]) if records else 0
+    return BlockingReport(per_rule, total, possible)
 
 
 def probability_to_weight(p: float) -> float:

@@ -103,6 +103,9 @@ def test_outputs_exist_with_the_documented_columns(scenario: dict[str, object]) 
     assert diag["parameters"]
     assert 0 < diag["threshold"]["threshold"] <= 1
     assert diag["blocking"]["total"] > 0
+    # the report made before scoring counts exactly the pairs that were then compared
+    assert diag["blocking"]["total"] == diag["blocking"]["compared"]
+    assert sum(r["new_pairs"] for r in diag["blocking"]["per_rule"]) == diag["blocking"]["total"]
     for chart in ("weights.svg", "parameters.svg"):
         ET.fromstring((out / chart).read_text())
 
@@ -151,3 +154,17 @@ def test_mismatched_schema_is_refused(
     assert code == 2
     assert "not encoded with" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_blocking_command_reports_before_linking(
+    scenario: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m linkage blocking` prints per-rule and total candidate pairs, as linking used."""
+    out = scenario["out"]
+    assert isinstance(out, Path)
+    inputs = [str(out.parent / f"{n}.parquet") for n in ("ae", "police", "council")]
+    capsys.readouterr()
+    assert main(["blocking", *inputs]) == 0
+    printed = capsys.readouterr().out
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert f"{diag['blocking']['total']:,} pairs to compare" in printed
