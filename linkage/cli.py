@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from linkage.charts import parameter_chart_svg, weight_histogram_svg
+from linkage.engines import DuckDBEngine, Engine, SparkEngine
 from linkage.errors import InputMismatchError, LinkageError
 from linkage.inputs import read_encoded
 from linkage.run import LinkResult, LinkSettings, blocking_report, link, probability_to_weight
@@ -29,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--schema", type=Path, help="encoding schema (TOML) the inputs must have been made with"
     )
-    p.add_argument("--engine", choices=["duckdb"], default="duckdb", help="SQL engine")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb", help="SQL engine")
+    p.add_argument(
+        "--spark-master", default="local[*]", help="Spark master URL (with --engine spark)"
+    )
     p.add_argument("--threshold", type=float, help="match probability threshold (default: chosen)")
     p.add_argument("--seed", type=int, default=1, help="seed for u sampling and LSH")
     p.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
@@ -85,6 +89,24 @@ def write_outputs(result: LinkResult, out: Path) -> None:
     (out / "parameters.svg").write_text(parameter_chart_svg(result.parameters))
 
 
+def _engine(args: argparse.Namespace) -> Engine:
+    if args.engine == "spark":
+        from pyspark.sql import SparkSession
+
+        session = (
+            SparkSession.builder.master(args.spark_master)
+            .appName("pprl-hub-linkage")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+        checkpoints = args.out / "spark-checkpoints"
+        session.sparkContext.setCheckpointDir(str(checkpoints))
+        return SparkEngine(session)
+    return DuckDBEngine(
+        memory_limit=args.memory_limit, temp_directory=args.temp_dir, threads=os.cpu_count()
+    )
+
+
 def _link(args: argparse.Namespace) -> int:
     datasets = [read_encoded(p) for p in args.inputs]
     if args.schema is not None:
@@ -96,14 +118,8 @@ def _link(args: argparse.Namespace) -> int:
                 raise InputMismatchError(
                     f"{ds.name} was not encoded with {args.schema} (schema hash differs)"
                 )
-    settings = LinkSettings(
-        threshold=args.threshold,
-        seed=args.seed,
-        memory_limit=args.memory_limit,
-        temp_directory=args.temp_dir,
-        threads=os.cpu_count(),
-    )
-    result = link(datasets, settings)
+    settings = LinkSettings(threshold=args.threshold, seed=args.seed)
+    result = link(datasets, settings, _engine(args))
     write_outputs(result, args.out)
     c = result.choice
     print(

@@ -71,6 +71,7 @@ class ModelPlan:
     blocking_tokens: tuple[str, ...]
     training_blocks: tuple[str, ...]
     filter_columns: tuple[str, ...] = field(default=())
+    name_filter_columns: tuple[str, ...] = field(default=())
 
 
 def _refs(token: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -155,6 +156,9 @@ def plan_from_schema(
         blocking_tokens=all_tokens,
         training_blocks=training or all_tokens[:1],
         filter_columns=tuple(f"bf_{f['name']}" for f in filters),
+        name_filter_columns=tuple(
+            f"bf_{f['name']}" for f in filters if str(f["input"]).partition(":")[0] in NAME_FIELDS
+        ),
     )
 
 

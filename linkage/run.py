@@ -7,21 +7,21 @@ Records are named by the hex of their record pseudonym; datasets by their agency
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink import Linker, SettingsCreator, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
 from linkage.charts import LevelParameters
 from linkage.clustering import cluster
+from linkage.engines import DuckDBEngine, Engine
 from linkage.errors import SettingsError
 from linkage.inputs import EncodedDataset, check_linkable
 from linkage.lsh import band_keys, choose_bands
@@ -54,9 +54,6 @@ class LinkSettings:
     lsh_similarity: float | None = 0.9
     lsh_recall: float = 0.99
     bridge_threshold: float = 0.99
-    memory_limit: str | None = None
-    temp_directory: Path | None = None
-    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
@@ -94,7 +91,7 @@ def _lsh_columns(
 ) -> dict[str, pa.Array]:
     """Band keys over the concatenation of the name filters (null if any of them is null)."""
     parts = [ds.table.column(c).combine_chunks() for c in columns]
-    valid = pc.and_kleene(*[p.is_valid() for p in parts]) if len(parts) > 1 else parts[0].is_valid()
+    valid = functools.reduce(pc.and_kleene, [p.is_valid() for p in parts])
     width = sum(p.type.byte_width for p in parts)
     joined = np.zeros((len(parts[0]), width), dtype=np.uint8)
     offset = 0
@@ -117,7 +114,7 @@ def _input_table(ds: EncodedDataset, plan: ModelPlan, lsh: dict[str, pa.Array]) 
     }
     for name in ds.table.column_names:
         if name.startswith(("tok_", "bf_")):
-            cols[name] = ds.table.column(name).cast(pa.binary())
+            cols[name] = ds.table.column(name)
     cols.update(lsh)
     return pa.table(cols)
 
@@ -141,16 +138,17 @@ def _parameters(model: dict[str, Any]) -> list[LevelParameters]:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """Inputs registered on an engine connection, with the plan and blocking rules."""
+    """Inputs registered on an engine, with the plan and blocking rules."""
 
     plan: ModelPlan
     tables: list[pa.Table]
-    con: duckdb.DuckDBPyConnection
     inputs: list[Any]
     rules: list[Any]
 
 
-def _prepare(datasets: Sequence[EncodedDataset], settings: LinkSettings) -> _Prepared:
+def _prepare(
+    datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: Engine
+) -> _Prepared:
     check_linkable(datasets)
     definition = datasets[0].metadata["schema"]["definition"]
     plan = plan_from_schema(
@@ -158,7 +156,7 @@ def _prepare(datasets: Sequence[EncodedDataset], settings: LinkSettings) -> _Pre
         name_thresholds=settings.name_thresholds,
         address_thresholds=settings.address_thresholds,
     )
-    name_filters = [c for c in plan.filter_columns if "address" not in c]
+    name_filters = list(plan.name_filter_columns)
     lsh_rules: list[str] = []
     tables = []
     for ds in datasets:
@@ -168,41 +166,42 @@ def _prepare(datasets: Sequence[EncodedDataset], settings: LinkSettings) -> _Pre
             lsh = _lsh_columns(ds, name_filters, bands, bits, settings.seed)
             lsh_rules = list(lsh)
         tables.append(_input_table(ds, plan, lsh))
-    config: dict[str, Any] = {}
-    if settings.memory_limit:
-        config["memory_limit"] = settings.memory_limit
-    if settings.temp_directory:
-        config["temp_directory"] = str(settings.temp_directory)
-    if settings.threads:
-        config["threads"] = settings.threads
-    con = duckdb.connect(config=config)
-    db = DuckDBAPI(connection=con)
-    inputs = [
-        db.register(t, dataset_display_name=ds.name, table_name=f"pprl_input_{i}")
-        for i, (t, ds) in enumerate(zip(tables, datasets, strict=True))
-    ]
+    inputs = engine.register(tables, [ds.name for ds in datasets])
     rules: list[Any] = [block_on(c) for c in (*plan.blocking_tokens, *lsh_rules)]
-    return _Prepared(plan, tables, con, inputs, rules)
+    return _Prepared(plan, tables, inputs, rules)
 
 
 def blocking_report(
-    datasets: Sequence[EncodedDataset], settings: LinkSettings | None = None
+    datasets: Sequence[EncodedDataset],
+    settings: LinkSettings | None = None,
+    engine: Engine | None = None,
 ) -> BlockingReport:
     """The cost of a run before paying it: candidate pairs per blocking rule and in total."""
-    prepared = _prepare(datasets, settings or LinkSettings())
+    engine = engine or DuckDBEngine()
     try:
+        prepared = _prepare(datasets, settings or LinkSettings(), engine)
         return _blocking_report(prepared.inputs, prepared.rules)
     finally:
-        prepared.con.close()
+        engine.close()
 
 
-def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = None) -> LinkResult:
-    """Link two or more encoded datasets on DuckDB; see the module docstring."""
+def link(
+    datasets: Sequence[EncodedDataset],
+    settings: LinkSettings | None = None,
+    engine: Engine | None = None,
+) -> LinkResult:
+    """Link two or more encoded datasets on ``engine`` (DuckDB in-process by default)."""
     settings = settings or LinkSettings()
-    prepared = _prepare(datasets, settings)
-    plan, tables, con, inputs, rules = (
-        prepared.plan, prepared.tables, prepared.con, prepared.inputs, prepared.rules
-    )  # fmt: skip
+    engine = engine or DuckDBEngine()
+    try:
+        return _link(datasets, settings, engine)
+    finally:
+        engine.close()
+
+
+def _link(datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: Engine) -> LinkResult:
+    prepared = _prepare(datasets, settings, engine)
+    plan, tables, inputs, rules = prepared.plan, prepared.tables, prepared.inputs, prepared.rules
     creator = SettingsCreator(
         link_type="link_only",
         unique_id_column_name="unique_id",
@@ -220,15 +219,7 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
     for rule in training:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
     predictions = linker.inference.predict()
-    compared = int(con.sql(f"select count(*) from {predictions.physical_name}").fetchall()[0][0])
-    scored = con.sql(
-        "select source_dataset_l as dataset_l, unique_id_l as record_l, "
-        "source_dataset_r as dataset_r, unique_id_r as record_r, "
-        "match_weight, match_probability "
-        f"from {predictions.physical_name} where match_probability >= {SCORE_FLOOR}"
-    ).arrow()
-    if isinstance(scored, pa.RecordBatchReader):
-        scored = scored.read_all()
+    compared, scored = engine.scored_pairs(predictions, SCORE_FLOOR)
     probabilities = scored.column("match_probability").to_numpy()
     choice = choose_threshold(probabilities)
     threshold = settings.threshold if settings.threshold is not None else choice.threshold
@@ -257,7 +248,6 @@ def link(datasets: Sequence[EncodedDataset], settings: LinkSettings | None = Non
     )
     model = linker.misc.save_model_to_json()
     blocking = _blocking_report(inputs, rules)
-    con.close()
     return LinkResult(
         links=links,
         entities=entities,
