@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -57,28 +54,6 @@ def febrl(tmp_path_factory: pytest.TempPathFactory) -> list[EncodedDataset]:
     return out
 
 
-@pytest.fixture(scope="module")
-def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    sql = pytest.importorskip("pyspark.sql")
-    if shutil.which("java") is None:
-        pytest.skip("Spark needs a Java runtime on PATH")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only
-    session = (
-        sql.SparkSession.builder.master("local[2]")
-        .appName("pprl-hub-engine-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "3g")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    session.sparkContext.setCheckpointDir(str(tmp_path_factory.mktemp("checkpoints")))
-    yield session
-    session.stop()
-
-
 def _pairs(table: Any) -> set[tuple[str, str]]:
     return {
         (row["record_l"], row["record_r"]) if row["dataset_l"] < row["dataset_r"]
@@ -87,11 +62,11 @@ def _pairs(table: Any) -> set[tuple[str, str]]:
     }  # fmt: skip
 
 
-def test_spark_and_duckdb_agree_on_febrl(febrl: list[EncodedDataset], spark_session: Any) -> None:
+def test_spark_and_duckdb_agree_on_febrl(febrl: list[EncodedDataset], spark: Any) -> None:
     """With the same settings, Spark's links match DuckDB's (F1 between them >= 0.998)."""
     settings = LinkSettings(threshold=0.9)
     on_duckdb = link(febrl, settings, DuckDBEngine())
-    on_spark = link(febrl, settings, SparkEngine(spark_session))
+    on_spark = link(febrl, settings, SparkEngine(spark))
     a, b = _pairs(on_duckdb.links), _pairs(on_spark.links)
     assert len(a) > 0.7 * MATCHED  # non-trivial output; quality is the benchmark's job
     agreement = 2 * len(a & b) / (len(a) + len(b))
