@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from linkage.errors import SettingsError
 from linkage.inputs import EncodedDataset, check_linkable
 from linkage.lsh import band_keys, choose_bands
 from linkage.model import ModelPlan, plan_from_schema, splink_comparisons
-from linkage.threshold import ThresholdChoice, choose_threshold
+from linkage.threshold import ThresholdChoice, choose_threshold, expected_metrics
 
 LINK_SCHEMA = pa.schema(
     [
@@ -266,17 +266,14 @@ def _link(datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: En
 def _with_threshold(
     choice: ThresholdChoice, threshold: float, p: np.ndarray[Any, Any]
 ) -> ThresholdChoice:
-    from linkage.threshold import expected_metrics
-
+    """The choice's expectations recomputed for a threshold the caller fixed."""
     precision, recall, f1 = expected_metrics(p, threshold)
-    return ThresholdChoice(
-        threshold,
-        choice.expected_matches,
-        precision,
-        recall,
-        f1,
-        choice.review_lower,
-        choice.review_pairs,
+    return replace(
+        choice,
+        threshold=threshold,
+        expected_precision=precision,
+        expected_recall=recall,
+        expected_f1=f1,
     )
 
 
