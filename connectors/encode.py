@@ -192,10 +192,6 @@ class _FilterEncoder:
         packed = np.packbits(matrix, axis=1, bitorder="big")
         return [packed[i].tobytes() if counts[i] else None for i in range(len(raws))]
 
-    def filter_bytes(self, salt: str, value: str) -> bytes | None:
-        """The encoded filter of one value under one salt (None if it has no n-grams)."""
-        return self._encode_many([(salt, value)])[0]
-
     def encode(self, values: Sequence[str | None], salts: Sequence[str]) -> pa.Array:
         cache = self._value_cache
         if len(cache) >= _CACHE_LIMIT:

@@ -7,7 +7,6 @@ Records are named by the hex of their record pseudonym; datasets by their agency
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,7 @@ from linkage.clustering import cluster
 from linkage.engines import DuckDBEngine, Engine
 from linkage.errors import SettingsError
 from linkage.inputs import EncodedDataset, check_linkable
-from linkage.lsh import band_keys, choose_bands
+from linkage.lsh import band_keys, choose_bands, filter_bytes
 from linkage.model import ModelPlan, plan_from_schema, splink_comparisons
 from linkage.threshold import ThresholdChoice, choose_threshold, expected_metrics
 
@@ -90,28 +89,23 @@ def _lsh_columns(
     ds: EncodedDataset, columns: Sequence[str], bands: int, bits: int, seed: int
 ) -> dict[str, pa.Array]:
     """Band keys over the concatenation of the name filters (null if any of them is null)."""
-    parts = [ds.table.column(c).combine_chunks() for c in columns]
-    valid = functools.reduce(pc.and_kleene, [p.is_valid() for p in parts])
-    width = sum(p.type.byte_width for p in parts)
-    joined = np.zeros((len(parts[0]), width), dtype=np.uint8)
-    offset = 0
-    for p in parts:
-        w = p.type.byte_width
-        data = np.frombuffer(p.buffers()[1], dtype=np.uint8)[p.offset * w : (p.offset + len(p)) * w]
-        joined[:, offset : offset + w] = data.reshape(-1, w)
-        offset += w
-    combined = pa.array([row.tobytes() for row in joined], type=pa.binary(width))
-    combined = pc.if_else(valid, combined, pa.scalar(None, pa.binary(width)))
+    matrices, valids = zip(*(filter_bytes(ds.table.column(c)) for c in columns), strict=True)
+    joined = np.ascontiguousarray(np.hstack(matrices))
+    valid = np.logical_and.reduce(valids)
+    n, width = joined.shape
+    combined = pa.Array.from_buffers(
+        pa.binary(width),
+        n,
+        [pa.py_buffer(np.packbits(valid, bitorder="little").tobytes()), pa.py_buffer(joined)],
+    )
     keys = band_keys(combined, bands, bits, seed)
     return {f"lsh_names_{i}": k for i, k in enumerate(keys)}
 
 
-def _input_table(ds: EncodedDataset, plan: ModelPlan, lsh: dict[str, pa.Array]) -> pa.Table:
-    cols: dict[str, pa.Array] = {
-        "unique_id": pc.binary_join_element_wise(  # hex of the pseudonym, as text
-            pa.array([v.hex() for v in ds.table.column("record_pseudonym").to_pylist()]), ""
-        )
-    }
+def _input_table(ds: EncodedDataset, lsh: dict[str, pa.Array]) -> pa.Table:
+    """Splink's input: ``unique_id`` (hex of the record pseudonym), tokens, filters, band keys."""
+    pseudonyms = ds.table.column("record_pseudonym").to_pylist()
+    cols: dict[str, pa.Array] = {"unique_id": pa.array([v.hex() for v in pseudonyms])}
     for name in ds.table.column_names:
         if name.startswith(("tok_", "bf_")):
             cols[name] = ds.table.column(name)
@@ -165,7 +159,7 @@ def _prepare(
             bands, bits = choose_bands(settings.lsh_similarity, settings.lsh_recall)
             lsh = _lsh_columns(ds, name_filters, bands, bits, settings.seed)
             lsh_rules = list(lsh)
-        tables.append(_input_table(ds, plan, lsh))
+        tables.append(_input_table(ds, lsh))
     inputs = engine.register(tables, [ds.name for ds in datasets])
     rules: list[Any] = [block_on(c) for c in (*plan.blocking_tokens, *lsh_rules)]
     return _Prepared(plan, tables, inputs, rules)

@@ -33,10 +33,11 @@ def test_parameter_chart_lists_every_level() -> None:
         LevelParameters("nhs", "agree", 0.9, 0.0001),
         LevelParameters("nhs", "disagree", 0.1, 0.9999),
         LevelParameters("email", "agree", None, 0.001),
+        LevelParameters("given", "dice >= 0.9 & <balanced>", 0.7, 0.01),
     ]
     svg = parameter_chart_svg(levels)
     ET.fromstring(svg)
     assert "nhs: agree" in svg
     assert "not trained" in svg
     assert f"{np.log2(0.9 / 0.0001):+.2f}" in svg
-    assert "&lt;" not in "".join(lv.level for lv in levels)
+    assert "dice &gt;= 0.9 &amp; &lt;balanced&gt;" in svg  # labels are escaped, not raw markup
