@@ -8,9 +8,10 @@ need the whole file (duplicate record ids, the report) stay with the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -22,7 +23,7 @@ from connectors.keys import Key
 from connectors.mapping import AttributeSource, ColumnMapping, FieldSource
 from connectors.normalise import Normalised, Normaliser
 from connectors.quality import FieldStats
-from connectors.readers import Batch
+from connectors.readers import Batch, open_export
 
 _MEMO_LIMIT = 20_000
 _EXTRA_KINDS: dict[str, ExtraKind] = {"text": "text", "date": "date", "code": "code"}
@@ -109,6 +110,30 @@ def _normaliser(src: FieldSource, mapping: ColumnMapping, today: date) -> Normal
         )
     kind: ExtraKind = _EXTRA_KINDS[src.kind]
     return generic_normaliser(kind, date_formats=src.formats, today=today)
+
+
+def normalise_export(
+    path: Path, mapping: ColumnMapping, today: date, *, rows: int = 50_000
+) -> Iterator[dict[str, list[str | None]]]:
+    """The export's identifier columns, normalised, batch by batch (canonical field names).
+
+    This is the plaintext the encoders see. The connector never writes it; ``bench/`` uses it to
+    give the plaintext linkage tools exactly the cleaning our encoders get.
+    """
+    reader = open_export(path, mapping)
+    mapping.check_columns(reader.columns, path)
+    missing = frozenset(mapping.missing_values)
+    normalisers = [
+        (src, _MemoNormaliser(_normaliser(src, mapping, today), missing))
+        for src in mapping.identifiers
+    ]
+    first = 0
+    for batch in reader.batches(mapping.source_columns(), rows):
+        yield {
+            src.field: memo.column(batch[src.column], first, FieldStats())
+            for src, memo in normalisers
+        }
+        first += len(next(iter(batch.values()), []))
 
 
 class BatchProcessor:

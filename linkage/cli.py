@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from linkage.charts import parameter_chart_svg, weight_histogram_svg
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threshold", type=float, help="match probability threshold (default: chosen)")
     p.add_argument("--seed", type=int, default=1, help="seed for u sampling and LSH")
+    p.add_argument(
+        "--scores", type=Path, help="also write every scored pair (probability >= 0.001) here"
+    )
     p.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
     p.add_argument("--temp-dir", type=Path, help="DuckDB spill directory")
     p = sub.add_parser("blocking", help="report candidate pairs per blocking rule, without linking")
@@ -71,14 +75,20 @@ def diagnostics(result: LinkResult) -> dict[str, Any]:
             "counts": counts,
             "edges": edges,
         },
+        "seconds": result.seconds,
         "model": result.model,
     }
 
 
 def write_outputs(result: LinkResult, out: Path) -> None:
-    """links.parquet, entities.parquet, diagnostics.json, weights.svg, parameters.svg."""
+    """links.parquet, review.parquet, entities.parquet, diagnostics.json and two charts."""
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(result.links, out / "links.parquet")
+    p = result.scored.column("match_probability")
+    band = pc.and_(
+        pc.greater_equal(p, result.choice.review_lower), pc.less(p, result.choice.threshold)
+    )
+    pq.write_table(result.scored.filter(band), out / "review.parquet")
     pq.write_table(result.entities, out / "entities.parquet")
     (out / "diagnostics.json").write_text(json.dumps(diagnostics(result), indent=2, default=str))
     (out / "weights.svg").write_text(
@@ -121,6 +131,8 @@ def _link(args: argparse.Namespace) -> int:
     settings = LinkSettings(threshold=args.threshold, seed=args.seed)
     result = link(datasets, settings, _engine(args))
     write_outputs(result, args.out)
+    if args.scores is not None:
+        pq.write_table(result.scored, args.scores)
     c = result.choice
     print(
         f"linked {', '.join(ds.name for ds in datasets)}: {result.links.num_rows} links at "

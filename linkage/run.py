@@ -8,6 +8,7 @@ Records are named by the hex of their record pseudonym; datasets by their agency
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -77,12 +78,17 @@ class LinkResult:
     links: pa.Table
     entities: pa.Table
     choice: ThresholdChoice
+    #: Every compared pair scored at or above :data:`SCORE_FLOOR` (links are those at or above
+    #: the threshold; the clerical-review band lies between ``choice.review_lower`` and it).
+    scored: pa.Table
     parameters: list[LevelParameters]
     weights: np.ndarray[Any, np.dtype[np.float64]]
     blocking: BlockingReport
     compared: int
     model: dict[str, Any] = field(repr=False)
     plan: ModelPlan = field(repr=False)
+    #: Wall seconds per stage (prepare, train, predict, cluster, report).
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _lsh_columns(
@@ -194,7 +200,9 @@ def link(
 
 
 def _link(datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: Engine) -> LinkResult:
+    clock = _Clock()
     prepared = _prepare(datasets, settings, engine)
+    clock.lap("prepare")
     plan, tables, inputs, rules = prepared.plan, prepared.tables, prepared.inputs, prepared.rules
     creator = SettingsCreator(
         link_type="link_only",
@@ -212,13 +220,15 @@ def _link(datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: En
     )
     for rule in training:
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    clock.lap("train")
     predictions = linker.inference.predict()
     compared, scored = engine.scored_pairs(predictions, SCORE_FLOOR)
+    clock.lap("predict")
     probabilities = scored.column("match_probability").to_numpy()
     choice = choose_threshold(probabilities)
     threshold = settings.threshold if settings.threshold is not None else choice.threshold
+    scored = scored.cast(LINK_SCHEMA).sort_by([("match_probability", "descending")])
     links = scored.filter(pc.greater_equal(scored.column("match_probability"), threshold))
-    links = links.cast(LINK_SCHEMA).sort_by([("match_probability", "descending")])
     records = [
         (ds.name, str(r))
         for t, ds in zip(tables, datasets, strict=True)
@@ -240,11 +250,14 @@ def _link(datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: En
         threshold=threshold,
         bridge_threshold=max(threshold, settings.bridge_threshold),
     )
+    clock.lap("cluster")
     model = linker.misc.save_model_to_json()
     blocking = _blocking_report(inputs, rules)
+    clock.lap("report")
     return LinkResult(
         links=links,
         entities=entities,
+        scored=scored,
         choice=choice
         if settings.threshold is None
         else _with_threshold(choice, threshold, probabilities),
@@ -254,7 +267,21 @@ def _link(datasets: Sequence[EncodedDataset], settings: LinkSettings, engine: En
         compared=compared,
         model=model,
         plan=plan,
+        seconds=clock.laps,
     )
+
+
+class _Clock:
+    """Wall seconds per named stage."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _with_threshold(
