@@ -151,7 +151,7 @@ def synthetic(out: Path, per_side: int, seed: int = 2026) -> Dataset:
         root,
         MAPPINGS / "ae.toml",
         MAPPINGS / "police.toml",
-        ENCODINGS / "v1.toml",
+        ENCODINGS / "v2.toml",
         _cached(root, request) or {},
     )
     if ds.info:

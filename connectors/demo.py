@@ -50,7 +50,7 @@ def run(out_dir: Path, people: int, seed: int, console: Console) -> None:
         f"project linkage secret {linkage.key_id} (key check value {linkage.check_value}), "
         "shared by the two agencies out of band; the hub never sees it"
     )
-    schema = load_encoding_schema(CONFIG / "encoding" / "v1.toml")
+    schema = load_encoding_schema(CONFIG / "encoding" / "v2.toml")
     now = datetime.now(UTC)
     outputs: dict[str, Path] = {}
     for agency, export in (("ae", "ae_attendances.csv"), ("police", "police_incidents.csv")):

@@ -20,7 +20,17 @@ from connectors.errors import SchemaError
 from connectors.fields import CANONICAL_FIELDS
 
 Transform = Literal[
-    "none", "first", "initial", "metaphone", "year", "dm_unordered", "district", "sector", "area"
+    "none",
+    "first",
+    "initial",
+    "metaphone",
+    "year",
+    "dm_unordered",
+    "district",
+    "sector",
+    "area",
+    "mobile",
+    "landline",
 ]
 ExtraKind = Literal["text", "date", "code"]
 
@@ -34,6 +44,8 @@ _LOW_TRANSFORMS: frozenset[str] = frozenset({"initial", "year", "area"})
 _DATE_TRANSFORMS: frozenset[str] = frozenset({"year", "dm_unordered"})
 _POSTCODE_TRANSFORMS: frozenset[str] = frozenset({"district", "sector", "area"})
 _TEXT_TRANSFORMS: frozenset[str] = frozenset({"first", "initial", "metaphone"})
+#: Phone transforms keep a number or drop it (by kind): a subset of a unique identifier.
+_PHONE_TRANSFORMS: frozenset[str] = frozenset({"mobile", "landline"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _MAX_BITS = 65536
 
@@ -220,7 +232,8 @@ def _parse_ref(src: TomlSource, raw: object, kinds: dict[str, str], ctx: str) ->
         transform == "none"
         or (transform in _DATE_TRANSFORMS and is_date)
         or (transform in _POSTCODE_TRANSFORMS and field == "postcode")
-        or (transform in _TEXT_TRANSFORMS and not is_date and field != "postcode")
+        or (transform in _PHONE_TRANSFORMS and field == "phone")
+        or (transform in _TEXT_TRANSFORMS and not is_date and field not in ("postcode", "phone"))
     )
     if not ok:
         raise SchemaError(f"{where}: transform {transform!r} does not apply to field {field!r}")
@@ -244,7 +257,7 @@ def _parse_token(
             f"{where}: token {name!r} has one input, {inputs[0]}, which is not a unique "
             "identifier; a single-input token would leak by frequency"
         )
-    if len(inputs) == 1 and inputs[0].transform != "none":
+    if len(inputs) == 1 and inputs[0].transform not in ("none", *_PHONE_TRANSFORMS):
         raise SchemaError(f"{where}: a single-input token cannot use a transform")
     if all(_is_low(r) for r in inputs):
         raise SchemaError(f"{where}: token {name!r} uses only low-cardinality inputs")
@@ -272,8 +285,8 @@ def _parse_filter(src: TomlSource, raw: dict[str, Any], kinds: dict[str, str]) -
         raise SchemaError(f"{where}: filter {name!r} bits must be a power of two from 64 to 65536")
     if hashes > 64:
         raise SchemaError(f"{where}: filter {name!r} hashes must be at most 64")
-    if ref.field == "date_of_birth" or kinds[ref.field] == "date" or ref.field == "sex":
-        raise SchemaError(f"{where}: filter {name!r}: dates and sex are not encoded as filters")
+    if ref.field == "sex" or _is_low(ref):
+        raise SchemaError(f"{where}: filter {name!r}: a low-cardinality input is not a filter")
     return FilterSpec(name, ref, ngram, bits, hashes)
 
 

@@ -201,3 +201,22 @@ def make_phone_normaliser(default_region: str = "GB") -> Normaliser:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown phone region {default_region!r}")
     return PhoneNormaliser(region, _FastPath(region) if _FastPath.supports(region) else None)
+
+
+def is_mobile(e164: str) -> bool:
+    """Whether a normalised (E.164) number is a mobile number, by phonenumbers' metadata."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
+
+
+def mobile_only(e164: str) -> str | None:
+    """The number if it is a mobile (one person's), else None."""
+    return e164 if is_mobile(e164) else None
+
+
+def landline_only(e164: str) -> str | None:
+    """The number if it is not a mobile (a landline or other line a household may share)."""
+    return None if is_mobile(e164) else e164

@@ -100,6 +100,26 @@ DEFAULT_TODAY = date(2026, 1, 1)
 WINDOW_DAYS = 730
 """Records fall in the two years before ``today``."""
 
+
+def _districts_for(units: int) -> tuple[str, ...]:
+    """The city districts, extended with further South Wales districts when ``units`` postcode
+    units would fill more than half of what they can hold (each district holds 10 x 20 x 20
+    inward codes). Populations up to about 450,000 people use the city districts alone, so their
+    files are unchanged; larger ones spread over more districts instead of looping forever."""
+    capacity = 10 * len(_INWARD_LETTERS) ** 2
+    districts = list(names.CITY_DISTRICTS)
+    taken = set(districts) | set(names.OTHER_DISTRICTS)
+    extra = (f"{area}{k}" for k in range(1, 100) for area in ("CF", "NP", "SA"))
+    while units > len(districts) * capacity // 2:
+        district = next(extra, None)
+        if district is None:
+            raise ValueError(f"too many postcode units for the synthetic districts: {units}")
+        if district not in taken:
+            districts.append(district)
+            taken.add(district)
+    return tuple(districts)
+
+
 # --- Population -------------------------------------------------------------------------------
 HOUSEHOLD_SIZE_WEIGHTS = (0.29, 0.34, 0.16, 0.13, 0.05, 0.03)
 """Share of households of size 1..6 (roughly the ONS distribution)."""
@@ -476,7 +496,8 @@ class _Pools:
             f"{fake.last_name()} {rng.choice(names.STREET_SUFFIXES)}" for _ in range(160)
         )
         seen: set[str] = set()
-        self.units = self._postcodes(fake, rng, names.CITY_DISTRICTS, max(60, people // 12), seen)
+        n_units = max(60, people // 12)
+        self.units = self._postcodes(fake, rng, _districts_for(n_units), n_units, seen)
         self.other_units = self._postcodes(fake, rng, names.OTHER_DISTRICTS, 40, seen)
 
     def _postcodes(

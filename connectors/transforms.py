@@ -12,6 +12,7 @@ import jellyfish
 
 from connectors.encoding_schema import FieldRef
 from connectors.normalise import birth_year, unordered_day_month
+from connectors.phone import landline_only, mobile_only
 from connectors.postcode import postcode_area, postcode_district, postcode_sector
 
 
@@ -37,6 +38,8 @@ _TRANSFORMS: dict[str, Callable[[str], str | None]] = {
     "district": postcode_district,
     "sector": postcode_sector,
     "area": postcode_area,
+    "mobile": mobile_only,
+    "landline": landline_only,
 }
 
 

@@ -76,6 +76,7 @@ def diagnostics(result: LinkResult) -> dict[str, Any]:
             "edges": edges,
         },
         "seconds": result.seconds,
+        "checks": [f.as_dict() for f in result.findings],
         "model": result.model,
     }
 
@@ -133,6 +134,9 @@ def _link(args: argparse.Namespace) -> int:
     write_outputs(result, args.out)
     if args.scores is not None:
         pq.write_table(result.scored, args.scores)
+    for finding in result.findings:
+        if not finding.ok:
+            print(f"warning: {finding.message}", file=sys.stderr)
     c = result.choice
     print(
         f"linked {', '.join(ds.name for ds in datasets)}: {result.links.num_rows} links at "

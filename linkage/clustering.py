@@ -16,7 +16,11 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from linkage.errors import SettingsError
 
@@ -152,24 +156,126 @@ def cluster(
 
     ``links`` below ``threshold`` are ignored. Every record appears exactly once.
     """
+    nodes = list(dict.fromkeys(records))
+    edges = list(links)
+    record_table = pa.table(
+        {"dataset": [d for d, _ in nodes], "record": [r for _, r in nodes]},
+        pa.schema([("dataset", pa.string()), ("record", pa.string())]),
+    )
+    link_table = pa.table(
+        {
+            "dataset_l": [a[0] for a, _, _ in edges],
+            "record_l": [a[1] for a, _, _ in edges],
+            "dataset_r": [b[0] for _, b, _ in edges],
+            "record_r": [b[1] for _, b, _ in edges],
+            "match_probability": [float(p) for _, _, p in edges],
+        },
+        pa.schema(
+            [
+                ("dataset_l", pa.string()),
+                ("record_l", pa.string()),
+                ("dataset_r", pa.string()),
+                ("record_r", pa.string()),
+                ("match_probability", pa.float64()),
+            ]
+        ),
+    )
+    return cluster_table(
+        record_table, link_table, threshold=threshold, bridge_threshold=bridge_threshold
+    )
+
+
+def _keys(dataset: pa.ChunkedArray | pa.Array, record: pa.ChunkedArray | pa.Array) -> pa.Array:
+    joined = pc.binary_join_element_wise(dataset, record, "\x1f")
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
+def cluster_table(
+    records: pa.Table,
+    links: pa.Table,
+    *,
+    threshold: float,
+    bridge_threshold: float = 0.99,
+) -> pa.Table:
+    """Entities from a table of records (``dataset, record``, unique) and a table of links
+    (``dataset_l, record_l, dataset_r, record_r, match_probability``).
+
+    Connected components are found with SciPy on record indices; only components of four or
+    more records (the only ones a weak bridge can split into two parts of two) go through the
+    bridge search in Python, so a million records cost seconds, not minutes.
+    """
     if not 0.0 < threshold <= 1.0 or not threshold <= bridge_threshold <= 1.0:
         raise SettingsError("need 0 < threshold <= bridge_threshold <= 1")
-    kept = [e for e in links if e[2] >= threshold]
-    all_nodes = set(records)
-    for a, b, _ in kept:
-        if a not in all_nodes or b not in all_nodes:
-            raise SettingsError("a link names a record that is not among the records")
-    entity: list[str] = []
-    dataset: list[str] = []
-    record: list[str] = []
-    for nodes, edges in _components(all_nodes, kept):
-        for part in _split(nodes, edges, bridge_threshold):
-            eid = entity_id(part)
-            for d, r in part:
-                entity.append(eid)
-                dataset.append(d)
-                record.append(r)
-    table = pa.table({"entity_id": entity, "dataset": dataset, "record": record}, ENTITY_SCHEMA)
+    keys = _keys(records.column("dataset"), records.column("record"))
+    n = len(keys)
+    if pc.count_distinct(keys).as_py() != n:
+        raise SettingsError("a record is listed twice")
+    kept = links.filter(pc.greater_equal(links.column("match_probability"), threshold))
+    left = pc.index_in(_keys(kept.column("dataset_l"), kept.column("record_l")), value_set=keys)
+    right = pc.index_in(_keys(kept.column("dataset_r"), kept.column("record_r")), value_set=keys)
+    if left.null_count or right.null_count:
+        raise SettingsError("a link names a record that is not among the records")
+    li = np.asarray(left.to_numpy(zero_copy_only=False), dtype=np.int64)
+    ri = np.asarray(right.to_numpy(zero_copy_only=False), dtype=np.int64)
+    probability = kept.column("match_probability").to_numpy()
+    graph = coo_matrix((np.ones(len(li)), (li, ri)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    labels = np.asarray(labels, dtype=np.int64)
+    sizes = np.bincount(labels)
+    key_list = keys.to_pylist()
+    assignment = labels.copy()  # entity per record: a component, or a part of a split one
+    next_label = int(labels.max()) + 1 if n else 0
+    big = np.nonzero(sizes[labels[li]] >= 4)[0] if len(li) else np.zeros(0, dtype=np.int64)
+    by_component: dict[int, list[int]] = defaultdict(list)
+    for e in big.tolist():
+        by_component[int(labels[li[e]])].append(e)
+    for component, edge_ids in by_component.items():
+        members = np.nonzero(labels == component)[0].tolist()
+        nodes = [_node(key_list[i]) for i in members]
+        edges = [
+            (_node(key_list[li[e]]), _node(key_list[ri[e]]), float(probability[e]))
+            for e in edge_ids
+        ]
+        parts = _split(sorted(nodes), edges, bridge_threshold)
+        if len(parts) == 1:
+            continue
+        index = {node: i for node, i in zip(nodes, members, strict=True)}
+        for part in parts[1:]:
+            for node in part:
+                assignment[index[node]] = next_label
+            next_label += 1
+    # entity id: a hash of the smallest member (dataset, record) of each entity; "\x1f" sorts
+    # below every printable character, so the smallest key string is the smallest member
+    firsts = (
+        pa.table({"label": pa.array(assignment), "key": keys})
+        .group_by("label")
+        .aggregate([("key", "min")])
+    )
+    ids = dict(
+        zip(
+            firsts.column("label").to_pylist(),
+            [_entity_id_of_key(k) for k in firsts.column("key_min").to_pylist()],
+            strict=True,
+        )
+    )
+    table = pa.table(
+        {
+            "entity_id": [ids[label] for label in assignment.tolist()],
+            "dataset": records.column("dataset"),
+            "record": records.column("record"),
+        },
+        ENTITY_SCHEMA,
+    )
     return table.sort_by(
         [("entity_id", "ascending"), ("dataset", "ascending"), ("record", "ascending")]
     )
+
+
+def _node(key: str) -> Node:
+    dataset, _, record = key.partition("\x1f")
+    return dataset, record
+
+
+def _entity_id_of_key(key: str) -> str:
+    dataset, record = _node(key)
+    return "e-" + hashlib.sha256(f"{dataset}\x1f{record}".encode()).hexdigest()[:20]

@@ -15,8 +15,6 @@ import duckdb
 import pyarrow as pa
 from splink import DuckDBAPI
 
-from linkage.inputs import filter_words
-
 RESULT_COLUMNS = (
     "source_dataset_l as dataset_l, unique_id_l as record_l, "
     "source_dataset_r as dataset_r, unique_id_r as record_r, match_weight, match_probability"
@@ -30,7 +28,10 @@ class Engine(Protocol):
 
     def register(self, tables: Sequence[pa.Table], names: Sequence[str]) -> list[Any]: ...
 
-    def scored_pairs(self, predictions: Any, floor: float) -> tuple[int, pa.Table]: ...
+    def scored_pairs(self, predictions: Any, floor: float) -> tuple[dict[int, int], pa.Table]:
+        """Pairs compared per blocking rule (Splink's ``match_key``: the first rule that found
+        the pair), and the pairs scored at or above ``floor``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -63,9 +64,10 @@ class DuckDBEngine:
             for i, (t, n) in enumerate(zip(tables, names, strict=True))
         ]
 
-    def scored_pairs(self, predictions: Any, floor: float) -> tuple[int, pa.Table]:
+    def scored_pairs(self, predictions: Any, floor: float) -> tuple[dict[int, int], pa.Table]:
         name = predictions.physical_name
-        compared = int(self.con.sql(f"select count(*) from {name}").fetchall()[0][0])
+        rows = self.con.sql(f"select match_key, count(*) from {name} group by 1").fetchall()
+        compared = {int(k): int(n) for k, n in rows}
         result = self.con.sql(
             f"select {RESULT_COLUMNS} from {name} where match_probability >= {floor}"
         ).arrow()
@@ -77,7 +79,7 @@ class DuckDBEngine:
 
 
 class SparkEngine:
-    """A SparkSession (local or a cluster master URL). Filters travel as arrays of longs."""
+    """A SparkSession (local or a cluster master URL)."""
 
     name = "spark"
 
@@ -92,18 +94,18 @@ class SparkEngine:
     def register(self, tables: Sequence[pa.Table], names: Sequence[str]) -> list[Any]:
         out = []
         for i, (table, name) in enumerate(zip(tables, names, strict=True)):
-            for j, column in enumerate(table.column_names):
-                if column.startswith("bf_"):
-                    table = table.set_column(j, column, filter_words(table.column(column)))
             frame = self.session.createDataFrame(table)
             out.append(
                 self.api.register(frame, dataset_display_name=name, table_name=f"pprl_input_{i}")
             )
         return out
 
-    def scored_pairs(self, predictions: Any, floor: float) -> tuple[int, pa.Table]:
+    def scored_pairs(self, predictions: Any, floor: float) -> tuple[dict[int, int], pa.Table]:
         frame = predictions.as_spark_dataframe()
-        compared = int(frame.count())
+        compared = {
+            int(row["match_key"]): int(row["count"])
+            for row in frame.groupBy("match_key").count().collect()
+        }
         kept = frame.where(f"match_probability >= {floor}").selectExpr(
             *[c.strip() for c in RESULT_COLUMNS.split(",")]
         )

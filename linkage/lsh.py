@@ -36,7 +36,7 @@ linkage store and never appear in an extract.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -47,10 +47,11 @@ from linkage.errors import InputMismatchError, SettingsError
 __all__ = [
     "band_column_names",
     "band_key_columns",
+    "band_key_lists",
     "band_keys",
     "band_positions",
     "candidate_probability",
-    "choose_bands",
+    "choose_bands_within_budget",
     "filter_bytes",
 ]
 
@@ -163,39 +164,66 @@ def candidate_probability(similarity: float, bands: int, bits_per_band: int) -> 
     return float(1.0 - (1.0 - similarity**bits_per_band) ** bands)
 
 
-def choose_bands(
+def choose_bands_within_budget(
     similarity: float,
-    recall: float,
+    unrelated: npt.ArrayLike,
+    max_false_rate: float,
     *,
-    unrelated: float = 0.5,
     max_bands: int = 32,
-) -> tuple[int, int]:
-    """The scheme ``(bands, bits_per_band)`` reaching ``recall`` at ``similarity`` most cheaply.
+) -> tuple[int, int] | None:
+    """The scheme with the best recall at ``similarity`` whose expected share of unrelated pairs
+    made candidates stays within ``max_false_rate``.
 
-    Among schemes of at most ``max_bands`` bands whose candidate probability at ``similarity`` is
-    at least ``recall``, returns the one whose candidate probability at ``unrelated`` (0.5 for
-    unrelated balanced filters) is smallest, preferring fewer bands on ties.
+    ``unrelated`` holds the Hamming similarities of a random sample of pairs (mostly unrelated
+    records): their whole distribution matters, not its middle, because pairs that share one of
+    two names sit far above the median and collide far more often. Returns None when no scheme
+    keeps within the budget (LSH then adds no candidates).
     """
-    if not unrelated < similarity < 1.0:
-        raise SettingsError("similarity must be in (unrelated, 1)")
-    if not 0.0 < recall < 1.0:
-        raise SettingsError("recall must be in (0, 1)")
-    if max_bands < 1:
-        raise SettingsError("max_bands must be at least 1")
+    if not 0.0 < similarity <= 1.0:
+        raise SettingsError("similarity must be in (0, 1]")
+    sims = np.asarray(unrelated, dtype=np.float64)
+    if sims.size == 0:
+        raise SettingsError("need a sample of unrelated similarities")
+    # the sample as a histogram (bins of 1/512, each at its upper edge: an upper bound)
+    counts = np.bincount(np.clip(np.ceil(sims * 512), 0, 512).astype(np.int64), minlength=513)
+    levels = np.nonzero(counts)[0]
+    weights = counts[levels] / sims.size
+    values = levels / 512.0
     best: tuple[float, int, int] | None = None
     for r in range(1, MAX_KEY_BITS + 1):
-        hit = similarity**r
-        if hit <= 0.0:
-            break
-        # smallest b with 1 - (1 - hit)**b >= recall
-        b = 1 if hit >= 1.0 else max(1, math.ceil(math.log1p(-recall) / math.log1p(-hit)))
-        while b <= max_bands and candidate_probability(similarity, b, r) < recall:
-            b += 1  # guard against rounding in the logarithms
-        if b > max_bands or r + (b - 1).bit_length() > MAX_KEY_BITS:
-            continue
-        false_rate = candidate_probability(unrelated, b, r)
-        if best is None or (false_rate, b) < (best[0], best[1]):
-            best = (false_rate, b, r)
-    if best is None:
-        raise SettingsError(f"no scheme of at most {max_bands} bands reaches that recall")
-    return best[1], best[2]
+        hit_sample = values**r
+        for b in range(1, max_bands + 1):
+            if r + (b - 1).bit_length() > MAX_KEY_BITS:
+                break
+            false_rate = float(np.dot(weights, 1.0 - (1.0 - hit_sample) ** b))
+            if false_rate > max_false_rate:
+                break  # more bands only add candidates
+            recall = 1.0 - (1.0 - similarity**r) ** b
+            if best is None or (recall, -b) > (best[0], -best[1]):
+                best = (recall, b, r)
+    return None if best is None else (best[1], best[2])
+
+
+def band_key_lists(keys: Sequence[pa.Array], max_bucket: int | None) -> pa.ListArray:
+    """The bands' keys of each row as one list (null where the filter is null), for blocking with
+    one exploded rule instead of a rule per band.
+
+    A key more than ``max_bucket`` rows share is left out: such keys come from bit patterns many
+    filters have in common (a band that sampled mostly positions no n-gram sets), not from
+    similar values, and would each add thousands of unrelated pairs.
+    """
+    if not keys:
+        raise SettingsError("need at least one band")
+    n, bands = len(keys[0]), len(keys)
+    valid = np.asarray(keys[0].is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    matrix = np.column_stack([k.fill_null(0).to_numpy() for k in keys]).astype(np.int64)
+    keep = np.repeat(valid[:, None], bands, axis=1)
+    if max_bucket is not None:
+        values, inverse, counts = np.unique(matrix, return_inverse=True, return_counts=True)
+        keep &= counts[inverse.reshape(matrix.shape)] <= max_bucket
+        del values
+    lengths = keep.sum(axis=1)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = pa.array(matrix[keep], type=pa.int64())
+    return pa.ListArray.from_arrays(pa.array(offsets), flat, mask=pa.array(~valid))

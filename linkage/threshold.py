@@ -74,7 +74,9 @@ def choose_threshold(
     precision, recall, best_f1 = expected_metrics(p, threshold)
     below = p[p < threshold]  # descending
     band_precision = np.cumsum(below) / np.arange(1, below.size + 1) if below.size else below
-    ok = np.nonzero(band_precision >= review_precision)[0]
+    # a band can only end where the probability changes (equal scores are all in or all out)
+    ends = np.r_[below[1:] != below[:-1], True] if below.size else np.zeros(0, dtype=bool)
+    ok = np.nonzero((band_precision >= review_precision) & ends)[0]
     if ok.size:
         n_review = int(ok[-1]) + 1
         review_lower = float(below[n_review - 1])

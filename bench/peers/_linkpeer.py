@@ -35,15 +35,23 @@ def log(message: str) -> None:
     print(f"[{Path(sys.argv[0]).stem}] {message}", file=sys.stderr, flush=True)
 
 
-def parse_args(description: str, *, default_workers: int = 1) -> argparse.Namespace:
-    """Parse the arguments every linkage peer takes (the harness's input contract)."""
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every linkage peer takes (the harness's input contract)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--a", type=Path, required=True, help="side A plaintext (Parquet)")
     p.add_argument("--b", type=Path, required=True, help="side B plaintext (Parquet)")
     p.add_argument("--profile", choices=PROFILES, required=True, help="dataset layout")
     p.add_argument("--out", type=Path, required=True, help="scored pairs (Parquet)")
-    p.add_argument("--workers", type=int, default=default_workers, help="processes/threads")
+    p.add_argument("--workers", type=int, default=1, help="processes/threads")
     p.add_argument("--seed", type=int, default=1, help="seed for any random sampling")
+    return p
+
+
+def parse_args(
+    description: str, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """Parse the command line with ``parser`` (default: :func:`make_parser`) and check it."""
+    p = parser or make_parser(description)
     args = p.parse_args()
     if args.workers < 1:
         p.error("--workers must be at least 1")

@@ -19,17 +19,20 @@ from connectors.synth import synthesise
 from linkage.cli import main
 from tests.conftest import REPO
 
-SCHEMA = REPO / "config" / "encoding" / "v1.toml"
+ENCODINGS = REPO / "config" / "encoding"
+LINK_COLUMNS = [
+    "dataset_l", "record_l", "dataset_r", "record_r", "match_weight", "match_probability"
+]  # fmt: skip
 
 
 def _encode(
-    src: Path, mapping: str, agency: str, out: Path, key: Key
+    src: Path, mapping: str, agency: str, out: Path, key: Key, schema: Path
 ) -> dict[str, tuple[str, str]]:
     keymap = out.with_name(out.stem + "-keymap.parquet")
     pseudonymise(
         PseudonymiseJob(
             mapping=load_mapping(REPO / "config" / "mappings" / f"{mapping}.toml"),
-            schema=load_encoding_schema(SCHEMA),
+            schema=load_encoding_schema(schema),
             linkage_key=key,
             record_key=generate_key("record-key"),
             input=src,
@@ -51,19 +54,30 @@ def _encode(
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    root = tmp_path_factory.mktemp("linkcli")
-    synthesise(1500, 5, root / "exports")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic A&E and police exports with ground truth, made once for both schemas."""
+    root = tmp_path_factory.mktemp("exports")
+    synthesise(1500, 5, root)
+    return root
+
+
+@pytest.fixture(scope="module", params=["v1", "v2"])
+def scenario(
+    request: pytest.FixtureRequest, exports: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, object]:
+    """Three agencies encoded with one schema, linked by the CLI (about 10 s per schema)."""
+    schema = ENCODINGS / f"{request.param}.toml"
+    root = tmp_path_factory.mktemp(f"linkcli-{request.param}")
     key = generate_key("linkage-secret")
     ids: dict[str, tuple[str, str]] = {}
-    ids |= _encode(root / "exports" / "ae_attendances.csv", "ae", "ae", root / "ae.parquet", key)
+    ids |= _encode(exports / "ae_attendances.csv", "ae", "ae", root / "ae.parquet", key, schema)
     ids |= _encode(
-        root / "exports" / "police_incidents.csv", "police", "police", root / "police.parquet", key
+        exports / "police_incidents.csv", "police", "police", root / "police.parquet", key, schema
     )
     # a third agency holding copies of the first 200 A&E rows under its own record key
-    lines = (root / "exports" / "ae_attendances.csv").read_text().splitlines()
+    lines = (exports / "ae_attendances.csv").read_text().splitlines()
     (root / "council.csv").write_text("\n".join(lines[:201]) + "\n")
-    council = _encode(root / "council.csv", "ae", "council", root / "council.parquet", key)
+    council = _encode(root / "council.csv", "ae", "council", root / "council.parquet", key, schema)
     ids |= {k: ("council", v[1]) for k, v in council.items()}
     out = root / "out"
     code = main(
@@ -75,25 +89,27 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             "--out",
             str(out),
             "--schema",
-            str(SCHEMA),
+            str(schema),
+            "--scores",
+            str(root / "scores.parquet"),
         ]
     )
     assert code == 0
     truth = {}
-    with (root / "exports" / "truth.csv").open() as fh:
+    with (exports / "truth.csv").open() as fh:
         for row in csv.DictReader(fh):
             truth[(row["source"], row["record_id"])] = row["person_id"]
     return {"out": out, "ids": ids, "truth": truth}
 
 
 def test_outputs_exist_with_the_documented_columns(scenario: dict[str, object]) -> None:
-    """links, entities, diagnostics and two charts are written with the documented columns."""
+    """links, review, entities, diagnostics and two charts are written with the documented
+    columns."""
     out = scenario["out"]
     assert isinstance(out, Path)
     links = pq.read_table(out / "links.parquet")
-    assert links.column_names == [
-        "dataset_l", "record_l", "dataset_r", "record_r", "match_weight", "match_probability"
-    ]  # fmt: skip
+    assert links.column_names == LINK_COLUMNS
+    assert pq.read_table(out / "review.parquet").column_names == LINK_COLUMNS
     assert pq.read_table(out / "entities.parquet").column_names == [
         "entity_id",
         "dataset",
@@ -108,6 +124,30 @@ def test_outputs_exist_with_the_documented_columns(scenario: dict[str, object]) 
     assert sum(r["new_pairs"] for r in diag["blocking"]["per_rule"]) == diag["blocking"]["total"]
     for chart in ("weights.svg", "parameters.svg"):
         ET.fromstring((out / chart).read_text())
+    assert {"prepare", "u", "train", "predict", "cluster", "report"} <= set(diag["seconds"])
+
+
+def test_review_band_and_scores_file(scenario: dict[str, object]) -> None:
+    """review.parquet holds the pairs in [review_lower, threshold); --scores holds every scored
+    pair at or above 0.001, of which links and the review band are the top."""
+    out = scenario["out"]
+    assert isinstance(out, Path)
+    threshold = json.loads((out / "diagnostics.json").read_text())["threshold"]
+    links = pq.read_table(out / "links.parquet").to_pylist()
+    review = pq.read_table(out / "review.parquet").to_pylist()
+    scores = pq.read_table(out.parent / "scores.parquet")
+    assert scores.column_names == LINK_COLUMNS
+    p = [r["match_probability"] for r in scores.to_pylist()]
+    assert min(p) >= 0.001
+    assert all(
+        threshold["review_lower"] <= r["match_probability"] < threshold["threshold"] for r in review
+    )
+    assert all(r["match_probability"] >= threshold["threshold"] for r in links)
+    above = [r for r in scores.to_pylist() if r["match_probability"] >= threshold["review_lower"]]
+    assert len(above) == len(links) + len(review)
+    # not == review_pairs: with tied probabilities at review_lower the band can hold more (see
+    # test_threshold.py::test_review_band_is_whole_with_tied_probabilities)
+    assert len(review) >= threshold["review_pairs"]
 
 
 def test_ae_police_links_are_accurate(scenario: dict[str, object]) -> None:
@@ -148,7 +188,7 @@ def test_mismatched_schema_is_refused(
     """Inputs not made with the named schema are refused with a clear error, writing nothing."""
     out = scenario["out"]
     assert isinstance(out, Path)
-    febrl_schema = REPO / "config" / "encoding" / "febrl.toml"
+    febrl_schema = ENCODINGS / "febrl.toml"
     inputs = [str(out.parent / "ae.parquet"), str(out.parent / "police.parquet")]
     code = main(["link", *inputs, "--out", str(tmp_path / "x"), "--schema", str(febrl_schema)])
     assert code == 2

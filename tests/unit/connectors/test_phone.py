@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.encoding_schema import FieldRef
 from connectors.normalise import Normalised
-from connectors.phone import make_phone_normaliser
+from connectors.phone import is_mobile, landline_only, make_phone_normaliser, mobile_only
+from connectors.transforms import transformer
 
 GB = make_phone_normaliser("GB")
 REASONS = {"invalid_number", "placeholder", "too_long"}
@@ -234,3 +236,48 @@ def test_fast_path_agrees_on_likely_valid_numbers(raw: str) -> None:
     from connectors.phone import PhoneNormaliser
 
     assert make_phone_normaliser("GB")(raw) == PhoneNormaliser("GB")(raw)
+
+
+# --- kept by kind: the mobile and landline transforms -------------------------------------------
+
+
+def _example(kind: str) -> str:
+    """phonenumbers' own GB example number of a kind, in E.164 (independent of our code)."""
+    number = phonenumbers.example_number_for_type("GB", getattr(phonenumbers.PhoneNumberType, kind))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mobile"),
+    [
+        ("MOBILE", True),
+        ("FIXED_LINE", False),
+        ("VOIP", False),
+        ("TOLL_FREE", False),
+        ("PERSONAL_NUMBER", False),
+    ],
+)
+def test_mobile_and_landline_keep_a_number_of_their_kind(kind: str, mobile: bool) -> None:
+    """A mobile is kept by ``mobile`` only; every other line (one a household may share) by
+    ``landline`` only; the schema transforms are these functions."""
+    e164 = _example(kind)
+    assert is_mobile(e164) is mobile
+    assert mobile_only(e164) == (e164 if mobile else None)
+    assert landline_only(e164) == (None if mobile else e164)
+    assert transformer(FieldRef("phone", "mobile"))(e164) == mobile_only(e164)
+    assert transformer(FieldRef("phone", "landline"))(e164) == landline_only(e164)
+
+
+def test_normalised_numbers_split_by_kind() -> None:
+    """After normalisation, a UK mobile in any layout is a mobile; a drama landline is not."""
+    mobile, landline = "+447400123456", "+441134960000"
+    assert GB("07400 123456") == Normalised.ok(mobile)
+    assert GB("0113 496 0000") == Normalised.ok(landline)
+    assert is_mobile(mobile) and not is_mobile(landline)
+    assert mobile_only(landline) is None and landline_only(mobile) is None
+
+
+def test_unparseable_number_is_not_a_mobile() -> None:
+    """Text that is not a number is not a mobile (the connector only passes E.164 values)."""
+    assert is_mobile("not a number") is False
+    assert mobile_only("not a number") is None

@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 
 from linkage.errors import InputMismatchError, SettingsError
 from linkage.lsh import (
+    MAX_KEY_BITS,
     band_column_names,
     band_key_columns,
     band_keys,
     band_positions,
     candidate_probability,
-    choose_bands,
+    choose_bands_within_budget,
 )
 
 NAME_BITS = 1024
@@ -139,24 +140,6 @@ def test_candidate_probability_edges_and_monotonicity() -> None:
     assert candidate_probability(0.8, 16, 12) > candidate_probability(0.8, 8, 12)
 
 
-@pytest.mark.parametrize(("similarity", "recall"), [(0.9, 0.99), (0.8, 0.95), (0.85, 0.9)])
-def test_choose_bands_reaches_the_recall_with_fewest_unrelated_candidates(
-    similarity: float, recall: float
-) -> None:
-    """The chosen scheme reaches the recall and has the fewest unrelated candidates of any."""
-    bands, r = choose_bands(similarity, recall, max_bands=32)
-    assert bands <= 32
-    assert candidate_probability(similarity, bands, r) >= recall
-    false_rate = candidate_probability(0.5, bands, r)
-    feasible = [
-        candidate_probability(0.5, b, k)
-        for b in range(1, 33)
-        for k in range(1, 58)
-        if candidate_probability(similarity, b, k) >= recall
-    ]  # brute force over every scheme
-    assert false_rate == min(feasible)
-
-
 def test_band_key_columns_are_named_per_filter_and_band() -> None:
     """Columns are lsh_<filter>_<band>, int64."""
     filters = as_filters(balanced_matrix(np.random.default_rng(6), 3))
@@ -179,12 +162,149 @@ def test_non_filter_columns_are_refused() -> None:
         band_keys(pa.array([b"ab"], pa.binary()), 2, 4, 0)
 
 
-@pytest.mark.parametrize(
-    ("similarity", "recall", "max_bands"), [(0.5, 0.9, 8), (0.9, 1.0, 8), (0.9, 0.9, 0)]
-)
-def test_choose_bands_refuses_impossible_targets(
-    similarity: float, recall: float, max_bands: int
+# --- choosing a scheme within a budget of unrelated candidates ---------------------------------
+
+
+def on_grid(values: np.ndarray) -> np.ndarray:
+    """Similarities rounded up to multiples of 1/512, where the chooser's histogram is exact."""
+    return np.ceil(np.asarray(values) * 512) / 512
+
+
+def false_rate(unrelated: np.ndarray, bands: int, r: int) -> float:
+    """The expected share of unrelated pairs made candidates: the mean of the S-curve over them."""
+    s = np.asarray(unrelated, dtype=np.float64)
+    return float(np.mean(1.0 - (1.0 - s**r) ** bands))
+
+
+def schemes(max_bands: int) -> list[tuple[int, int]]:
+    """Every (bands, bits) scheme whose key fits 63 bits."""
+    return [
+        (b, r)
+        for b in range(1, max_bands + 1)
+        for r in range(1, MAX_KEY_BITS + 1)
+        if r + (b - 1).bit_length() <= MAX_KEY_BITS
+    ]
+
+
+def unrelated_sample(seed: int, n: int = 2000) -> np.ndarray:
+    """Hamming similarities of mostly unrelated pairs: a bulk near 0.5 and a tail of pairs sharing
+    one of two names (near 0.75), as concatenated name filters give."""
+    rng = np.random.default_rng(seed)
+    bulk = rng.normal(0.5, 0.016, n)
+    tail = rng.normal(0.75, 0.02, n // 50)
+    return on_grid(np.clip(np.concatenate([bulk, tail]), 0, 1))
+
+
+@pytest.mark.parametrize("budget", [1e-6, 1e-4, 1e-3])
+def test_chosen_scheme_keeps_within_the_budget(budget: float) -> None:
+    """The expected false rate of the chosen scheme, from the S-curve over the sample, is within
+    the budget."""
+    unrelated = unrelated_sample(1)
+    scheme = choose_bands_within_budget(0.9, unrelated, budget)
+    assert scheme is not None
+    bands, r = scheme
+    assert 1 <= bands <= 32 and r + (bands - 1).bit_length() <= MAX_KEY_BITS
+    assert false_rate(unrelated, bands, r) <= budget
+
+
+def test_off_grid_samples_are_bounded_from_above() -> None:
+    """Similarities between the histogram's bins are counted at the bin's upper edge, so the
+    expected false rate over the raw sample is still within the budget."""
+    rng = np.random.default_rng(2)
+    unrelated = np.clip(rng.normal(0.55, 0.05, 3000), 0, 1)
+    bands, r = choose_bands_within_budget(0.85, unrelated, 1e-4) or (0, 0)
+    assert bands and false_rate(unrelated, bands, r) <= 1e-4
+
+
+@pytest.mark.parametrize(("similarity", "budget"), [(0.9, 1e-4), (0.8, 1e-3), (0.95, 1e-6)])
+def test_chosen_scheme_has_the_best_recall_within_the_budget(
+    similarity: float, budget: float
 ) -> None:
-    """A similarity at the unrelated level, a recall of 1 or no bands cannot be designed for."""
+    """No scheme within the budget has better recall (brute force over every scheme); among
+    equal recall the chosen one has fewest bands."""
+    unrelated = unrelated_sample(3)
+    chosen = choose_bands_within_budget(similarity, unrelated, budget, max_bands=16)
+    assert chosen is not None
+    assert false_rate(unrelated, *chosen) <= budget
+    recall = candidate_probability(similarity, *chosen)
+    # clearly within the budget (a margin for summation order): none beats the chosen scheme
+    feasible = [(b, r) for b, r in schemes(16) if false_rate(unrelated, b, r) <= budget * 0.999]
+    assert feasible
+    for b, r in feasible:
+        other = candidate_probability(similarity, b, r)
+        assert other <= recall + 1e-12
+        if other >= recall - 1e-12:
+            assert b >= chosen[0]
+
+
+def test_the_tail_of_unrelated_pairs_counts() -> None:
+    """Pairs sharing one of two names (the sample's tail) collide far more often than the bulk:
+    a scheme designed on the bulk alone would overshoot the budget; the chosen one does not."""
+    unrelated = unrelated_sample(5)
+    bulk = unrelated[unrelated < 0.65]
+    on_bulk = choose_bands_within_budget(0.9, bulk, 1e-4)
+    chosen = choose_bands_within_budget(0.9, unrelated, 1e-4)
+    assert on_bulk is not None and chosen is not None
+    assert false_rate(unrelated, *on_bulk) > 1e-4
+    assert false_rate(unrelated, *chosen) <= 1e-4
+
+
+def test_a_larger_budget_never_lowers_recall() -> None:
+    """More unrelated candidates allowed: the same or better recall at the target."""
+    unrelated = unrelated_sample(4)
+    recalls = []
+    for budget in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2):
+        scheme = choose_bands_within_budget(0.9, unrelated, budget)
+        assert scheme is not None
+        recalls.append(candidate_probability(0.9, *scheme))
+    assert recalls == sorted(recalls)
+    assert recalls[-1] > recalls[0]
+
+
+def test_none_when_no_scheme_keeps_within_the_budget() -> None:
+    """When even one band of 63 bits makes too many unrelated candidates, there is no scheme."""
+    identical = np.ones(100)  # unrelated pairs that always collide
+    assert choose_bands_within_budget(0.9, identical, 0.5) is None
+    mostly = on_grid(np.r_[np.full(10, 1.0), np.full(990, 0.5)])  # 1% collide in every scheme
+    assert choose_bands_within_budget(0.9, mostly, 0.009) is None
+    assert choose_bands_within_budget(0.9, mostly, 0.011) is not None
+
+
+@pytest.mark.parametrize(
+    ("similarity", "unrelated"), [(0.0, [0.5]), (1.5, [0.5]), (0.9, [])], ids=str
+)
+def test_choose_bands_within_budget_refuses_bad_arguments(
+    similarity: float, unrelated: list[float]
+) -> None:
+    """A similarity outside (0, 1] or an empty sample is refused."""
     with pytest.raises(SettingsError):
-        choose_bands(similarity, recall, max_bands=max_bands)
+        choose_bands_within_budget(similarity, unrelated, 1e-3)
+
+
+@given(
+    st.lists(st.integers(0, 512), min_size=1, max_size=40),
+    st.integers(300, 512),
+    st.floats(1e-9, 0.5),
+    st.integers(1, 32),
+)
+@settings(max_examples=60, deadline=None)
+def test_choice_is_within_budget_or_none_only_when_impossible(
+    grid: list[int], target: int, budget: float, max_bands: int
+) -> None:
+    """For any sample, target and budget: a scheme that fits a key, within max_bands and within
+    the budget, whose recall no one-band scheme beats; None exactly when the scheme with the
+    fewest unrelated candidates (one band of 63 bits) exceeds the budget."""
+    unrelated = np.asarray(grid) / 512
+    similarity = target / 512
+    chosen = choose_bands_within_budget(similarity, unrelated, budget, max_bands=max_bands)
+    least = false_rate(unrelated, 1, MAX_KEY_BITS)
+    if chosen is None:
+        assert least > budget * (1 - 1e-9)
+        return
+    assert least <= budget * (1 + 1e-9)
+    bands, r = chosen
+    assert 1 <= bands <= max_bands and r + (bands - 1).bit_length() <= MAX_KEY_BITS
+    assert false_rate(unrelated, bands, r) <= budget * (1 + 1e-9)
+    recall = candidate_probability(similarity, bands, r)
+    one_band = [k for k in range(1, MAX_KEY_BITS + 1) if false_rate(unrelated, 1, k) <= budget]
+    assert all(candidate_probability(similarity, 1, k) <= recall * (1 + 1e-9) for k in one_band)

@@ -51,6 +51,17 @@ def test_review_band_has_the_promised_precision() -> None:
         assert band.mean() >= 0.25
 
 
+def test_review_band_is_whole_with_tied_probabilities() -> None:
+    """With ties at the band's lower edge the band [review_lower, threshold) still holds exactly
+    review_pairs pairs, expected to be matches at least a quarter of the time."""
+    p = np.array([0.95] * 10 + [0.4, 0.12, 0.12])
+    choice = choose_threshold(p)
+    assert choice.threshold == 0.95
+    band = p[(p >= choice.review_lower) & (p < choice.threshold)]
+    assert band.size == choice.review_pairs
+    assert band.mean() >= 0.25
+
+
 def test_degenerate_inputs() -> None:
     """No pairs, or only zeros, give a neutral answer; bad probabilities are refused."""
     assert choose_threshold([]).threshold == 0.5
