@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench-encode clean
+.PHONY: demo test lint typecheck unit bench-encode bench-linkage clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: lint typecheck unit
 
 bench-encode: $(STAMP)
 	$(BIN)/python bench/encode.py
+
+bench-linkage: $(STAMP)
+	$(BIN)/python bench/linkage.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .pytest_cache .ruff_cache bench/.peers-venv

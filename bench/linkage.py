@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -399,6 +400,46 @@ def _print_table(results: list[dict[str, Any]], ratios: list[dict[str, Any]]) ->
         )
 
 
+def dice_kernels(cfg: Config) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Our Dice kernel outside SQL against anonlink's, one core each, on the same random
+    1,024-bit filters (``_kernel_ours.py``, ``peers/kernel_anonlink.py``)."""
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    commands = {
+        "ours": [sys.executable, str(BENCH_DIR / "_kernel_ours.py")],
+        "anonlink": [
+            str(ensure_peers_venv()),
+            "-W",
+            "ignore",
+            str(BENCH_DIR / "peers" / "kernel_anonlink.py"),
+        ],
+    }
+    results, rates = [], {}
+    for name, cmd in commands.items():
+        log(f"Dice kernel: {name}")
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        report = last_json_line(done.stdout)
+        rates[name] = float(report["pairs_per_second"])
+        results.append(
+            {
+                "system": report["system"],
+                "dataset": f"random {report['bits']}-bit filters, {report['n']} x {report['n']}",
+                "pairs_per_second_per_core": round(rates[name]),
+                "command": " ".join(cmd),
+            }
+        )
+    ratio = {
+        "dataset": "dice-kernel",
+        "versus": "anonlink",
+        "our_kernel_speed_over_peer": round(rates["ours"] / rates["anonlink"], 3),
+    }
+    return results, ratio
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     machine = machine_info()
@@ -426,6 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results.append({**base, **evaluate(pairs, truth, default), **figures})
     ratios = _ratios(results)
     _print_table(results, ratios)
+    if "anonlink" in cfg.systems and "ours" in cfg.systems:
+        kernels, kernel_ratio = dice_kernels(cfg)
+        for k in kernels:
+            print(
+                f"Dice kernel, one core: {k['system']}: {k['pairs_per_second_per_core']:,} pairs/s"
+            )
+        results += kernels
+        ratios.append(kernel_ratio)
     machine["load_average_end"] = load_average()
     print_result_line("linkage", machine, results, ratios=ratios)
     return 0

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from linkage.charts import parameter_chart_svg, weight_histogram_svg
-from linkage.engines import DuckDBEngine, Engine, SparkEngine
+from linkage.engines import DEFAULT_MEMORY_LIMIT, DuckDBEngine, Engine, SparkEngine
 from linkage.errors import InputMismatchError, LinkageError
 from linkage.inputs import read_encoded
 from linkage.run import LinkResult, LinkSettings, blocking_report, link, probability_to_weight
@@ -40,8 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scores", type=Path, help="also write every scored pair (probability >= 0.001) here"
     )
-    p.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
-    p.add_argument("--temp-dir", type=Path, help="DuckDB spill directory")
+    p.add_argument(
+        "--memory-limit", default=DEFAULT_MEMORY_LIMIT, help="DuckDB memory limit (default 1.5GB)"
+    )
+    p.add_argument(
+        "--temp-dir", type=Path, help="DuckDB spill directory (default: a private temporary one)"
+    )
     p = sub.add_parser("blocking", help="report candidate pairs per blocking rule, without linking")
     p.add_argument("inputs", nargs="+", type=Path, help="encoded Parquet files (2 or more)")
     p.add_argument("--seed", type=int, default=1, help="seed for LSH band positions")

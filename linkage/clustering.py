@@ -229,8 +229,11 @@ def cluster_table(
     by_component: dict[int, list[int]] = defaultdict(list)
     for e in big.tolist():
         by_component[int(labels[li[e]])].append(e)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(len(sizes)))
     for component, edge_ids in by_component.items():
-        members = np.nonzero(labels == component)[0].tolist()
+        start = int(starts[component])
+        members = order[start : start + int(sizes[component])].tolist()
         nodes = [_node(key_list[i]) for i in members]
         edges = [
             (_node(key_list[li[e]]), _node(key_list[ri[e]]), float(probability[e]))

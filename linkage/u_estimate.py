@@ -136,19 +136,35 @@ def token_agreement(left: _Sample, right: _Sample, column: str) -> npt.NDArray[n
     return equal
 
 
-def dice_matrix(left: _Sample, right: _Sample, column: str) -> npt.NDArray[np.float64]:
-    """Dice of filter ``column``, every left row against every right row; NaN if one is missing."""
-    a, b = left.words[column], right.words[column]
-    both = np.empty((a.shape[0], b.shape[0]), dtype=np.int64)
-    for start in range(0, a.shape[0], 256):  # blocks keep the broadcast in cache
-        block = a[start : start + 256]
-        both[start : start + len(block)] = np.bitwise_count(block[:, None, :] & b[None, :, :]).sum(
-            axis=2, dtype=np.int64
-        )
-    total = left.counts[column][:, None] + right.counts[column][None, :]
-    dice = np.where(total > 0, 2.0 * both / np.maximum(total, 1), np.nan)
-    dice[~(left.valid[column][:, None] & right.valid[column][None, :])] = np.nan
-    return np.asarray(dice, dtype=np.float64)
+def dice_matrix(left: Any, right: Any, column: str) -> npt.NDArray[np.float32]:
+    """Dice of filter ``column``, every left row against every right row; NaN if one is missing.
+
+    ``left`` and ``right`` hold ``words``, ``counts`` and ``valid`` per column (a sample of
+    rows). The popcount of every AND is one matrix product of the filters' bits as 0/1 float32
+    (exact: sums of at most 65,536 ones, and Dice of identical filters is exactly 1.0), so BLAS
+    does the all-pairs work, several times faster than broadcast ``bitwise_count``; see
+    ``bench/linkage.py``'s kernel figures against anonlink's.
+    """
+    dice = _bits(left.words[column]) @ _bits(right.words[column]).T  # popcounts of the ANDs
+    total = (
+        left.counts[column].astype(np.float32)[:, None]
+        + right.counts[column].astype(np.float32)[None, :]
+    )
+    dice *= 2.0
+    if (left.counts[column] > 0).all() and (right.counts[column] > 0).all():
+        dice /= total  # the usual case: no empty filter
+    else:
+        np.divide(dice, total, out=dice, where=total > 0)
+        dice[total == 0] = np.nan
+    valid_l, valid_r = left.valid[column], right.valid[column]
+    if not (valid_l.all() and valid_r.all()):
+        dice[~(valid_l[:, None] & valid_r[None, :])] = np.nan
+    return dice
+
+
+def _bits(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.float32]:
+    """Each row's bits as float32 zeros and ones."""
+    return np.unpackbits(np.ascontiguousarray(words).view(np.uint8), axis=1).astype(np.float32)
 
 
 def pair_dice(
@@ -218,7 +234,7 @@ def random_pair_dice(
         for t in tables[:2]
     ]
     return {
-        column: dice_matrix(picked[0], picked[1], column).ravel()
+        column: dice_matrix(picked[0], picked[1], column).ravel().astype(np.float64)
         for column, _ in plan.filter_words
         if column in picked[0].words
     }
