@@ -70,6 +70,7 @@ def diagnostics(result: LinkResult) -> dict[str, Any]:
             "total": result.blocking.total,
             "possible": result.blocking.possible,
             "compared": result.compared,
+            "skipped_tokens": [{"token": t, "pairs": n} for t, n in result.blocking.skipped],
         },
         "parameters": [
             {"comparison": p.comparison, "level": p.level, "m": p.m, "u": p.u, "weight": p.weight}
@@ -161,6 +162,8 @@ def _blocking(args: argparse.Namespace) -> int:
         f"{'total':<{width}}  {report.total:>14,} pairs to compare "
         f"(of {report.possible:,} possible)"
     )
+    for token, pairs in report.skipped:
+        print(f"not blocked on {token}: it agrees on {pairs:,} pairs (over the per-record budget)")
     return 0
 
 
