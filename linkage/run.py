@@ -94,6 +94,18 @@ class LinkSettings:
             raise SettingsError("threshold must be in (0, 1]")
         if self.u_sample_pairs < 1_000:
             raise SettingsError("u_sample_pairs must be at least 1,000")
+        if self.lsh_similarity is not None and not 0.0 < self.lsh_similarity <= 1.0:
+            raise SettingsError("lsh_similarity must be in (0, 1]")
+        if self.lsh_budget <= 0 or self.block_budget <= 0:
+            raise SettingsError("lsh_budget and block_budget must be positive")
+        if self.lsh_max_bucket is not None and self.lsh_max_bucket < 2:
+            raise SettingsError("lsh_max_bucket must be at least 2")
+        for name in ("field_thresholds", "address_thresholds"):
+            values = getattr(self, name)
+            if not values or any(not 0.0 <= t <= 1.0 for t in values):
+                raise SettingsError(f"{name} must be a non-empty list of values in [0, 1]")
+        if not 0.0 < self.bridge_threshold <= 1.0:
+            raise SettingsError("bridge_threshold must be in (0, 1]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +160,7 @@ def _lsh_column(
     return band_key_lists(keys, settings.lsh_max_bucket)
 
 
-def _input_table(ds: EncodedDataset, lsh: dict[str, pa.Array]) -> pa.Table:
+def _input_table(ds: EncodedDataset) -> pa.Table:
     """Splink's input: ``unique_id`` (hex of the record pseudonym), tokens, filters as words and
     popcounts (:func:`linkage.inputs.filter_word_columns`), band keys."""
     pseudonyms = ds.table.column("record_pseudonym").to_pylist()
@@ -158,7 +170,6 @@ def _input_table(ds: EncodedDataset, lsh: dict[str, pa.Array]) -> pa.Table:
             cols[name] = ds.table.column(name)
         elif name.startswith("bf_"):
             cols.update(filter_word_columns(name, ds.table.column(name)))
-    cols.update(lsh)
     return pa.table(cols)
 
 
@@ -206,7 +217,7 @@ def _prepare(
         )
 
     draft = planned({})
-    tables = [_input_table(ds, {}) for ds in datasets]
+    tables = [_input_table(ds) for ds in datasets]
     random_dice = random_pair_dice(tables, draft, seed=settings.seed)
     plan = planned(baselines_of(random_dice))
     # a comparison no pair can make (a field only one agency records) adds nothing

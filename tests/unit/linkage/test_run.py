@@ -127,6 +127,18 @@ def test_link_settings_validation() -> None:
     sample under 1,000 pairs is refused."""
     assert LinkSettings().threshold is None
     assert LinkSettings(threshold=1.0, u_sample_pairs=1_000).threshold == 1.0
-    for bad in ({"threshold": 0.0}, {"threshold": 1.5}, {"u_sample_pairs": 999}):
+    bads: list[dict[str, Any]] = [
+        {"threshold": 0.0},
+        {"threshold": 1.5},
+        {"u_sample_pairs": 999},
+        {"lsh_similarity": 0.0},
+        {"lsh_budget": 0.0},
+        {"block_budget": -1.0},
+        {"lsh_max_bucket": 1},
+        {"field_thresholds": ()},
+        {"address_thresholds": (0.5, 1.5)},
+        {"bridge_threshold": 0.0},
+    ]
+    for bad in bads:
         with pytest.raises(SettingsError):
             LinkSettings(**bad)  # type: ignore[arg-type]
