@@ -8,12 +8,15 @@
   ``MalformedProofError`` (wrong number of elements, i.e. not fully consumed or
   exhausted early; or a hash that is not 32 bytes) and ``RootMismatchError``
   (well formed, but the recomputed root is not the one claimed).
+- ``EntryError``: an audit entry with an invalid field, or bytes that are not the
+  canonical encoding of a valid entry.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AuditError",
+    "EntryError",
     "MalformedProofError",
     "ProofError",
     "RootMismatchError",
@@ -39,3 +42,7 @@ class MalformedProofError(ProofError):
 
 class RootMismatchError(ProofError):
     """A well-formed proof whose recomputed root differs from the claimed root."""
+
+
+class EntryError(AuditError):
+    """An audit entry that is invalid, or bytes that are not an entry's canonical encoding."""
