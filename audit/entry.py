@@ -170,7 +170,13 @@ def _check_address(value: object) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEntry:
-    """One audit log record. Keyword-only; see the module docstring for each field's rules.
+    """One audit log record, keyword-only. Required: ``time`` (``tzinfo`` must be
+    ``datetime.UTC``), ``actor``, ``action``, ``outcome``. Strings are labels (see the
+    module docstring); ``source_address`` is an IP address in ``ipaddress``'s canonical
+    form; ``dsa_id`` and ``dsa_version`` (an int >= 1) come together; ``query_hash`` and
+    ``output_hash`` are 64 lowercase hex digits; ``approvers``, ``columns`` and
+    ``recipients`` hold no duplicates; ``refusal_reason`` is set exactly when ``outcome``
+    is ``"refused"``.
 
     ``sequence`` is ``None`` until the log's single writer assigns it (with
     ``dataclasses.replace``); ``leaf_data`` refuses an unsequenced entry.
