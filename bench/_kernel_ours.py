@@ -9,16 +9,15 @@ The same all-pairs work as ``peers/kernel_anonlink.py``: ``n x n`` pairs of rand
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from peers._linkpeer import kernel_parser, report_kernel  # bench/ is the script directory
 
 from linkage.u_estimate import dice_matrix
 
@@ -38,27 +37,15 @@ def _sample(n: int, rng: np.random.Generator) -> SimpleNamespace:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--repeat", type=int, default=3)
-    args = p.parse_args()
+    args = kernel_parser(__doc__.splitlines()[0]).parse_args()
     rng = np.random.default_rng(1)
     a, b = _sample(args.n, rng), _sample(args.n, rng)
-    best = float("inf")
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        dice_matrix(a, b, "f")
-        best = min(best, time.perf_counter() - start)
-    print(
-        json.dumps(
-            {
-                "system": "ours (linkage.u_estimate.dice_matrix)",
-                "pairs_per_second": args.n * args.n / best,
-                "n": args.n,
-                "bits": BITS,
-                "seconds": best,
-            }
-        )
+    report_kernel(
+        "ours (linkage.u_estimate.dice_matrix)",
+        lambda: dice_matrix(a, b, "f"),
+        args.n,
+        BITS,
+        args.repeat,
     )
 
 

@@ -82,6 +82,7 @@ def diagnostics(result: LinkResult) -> dict[str, Any]:
         },
         "seconds": result.seconds,
         "checks": [f.as_dict() for f in result.findings],
+        "filter_baselines": dict(result.plan.baselines),
         "model": result.model,
     }
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from splink import ColumnExpression
 from splink.comparison_level_library import CustomLevel, ElseLevel, ExactMatchLevel
@@ -174,57 +175,57 @@ class DiceLevel(CustomLevel):
         return f"{dice_sql(self.column, self.words, sql_dialect)} >= {self.threshold!r}"
 
 
-class AndLevel(CustomLevel):
-    """All of the given token or Dice levels hold (e.g. both name filters Dice >= 0.9).
+class _JoinedLevel(CustomLevel):
+    """Two or more token, Dice or joined levels combined by ``_JOINER`` (AND or OR).
 
-    Splink's ``And`` writes the same SQL (it joins each part's ``create_sql`` output, so our
-    dialect-specific SQL survives); this class adds the ``columns`` the ladder's null level needs.
+    Splink's ``And``/``Or`` join each part's ``create_sql`` output the same way (so our
+    dialect-specific SQL survives); these classes add the ``columns`` a ladder's null level
+    needs.
     """
 
+    _JOINER = "AND"
+
     def __init__(
-        self, *levels: TokenMatchLevel | DiceLevel | AndLevel | OrLevel, label: str | None = None
+        self, *levels: TokenMatchLevel | DiceLevel | _JoinedLevel, label: str | None = None
     ) -> None:
         if len(levels) < 2:
-            raise SettingsError("an AND level needs at least two levels")
+            raise SettingsError(f"an {self._JOINER} level needs at least two levels")
         self.levels = levels
-        text = label or " AND ".join(f"({p.create_label_for_charts()})" for p in levels)
+        text = label or f" {self._JOINER} ".join(f"({p.create_label_for_charts()})" for p in levels)
         super().__init__(sql_condition=text, label_for_charts=text)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The encoded columns the level reads."""
+        return _unique(c for p in self.levels for c in p.columns)
+
+    def _part_sql(self, part: TokenMatchLevel | DiceLevel | _JoinedLevel, dialect: Any) -> str:
+        return f"({part.create_sql(dialect)})"
+
+    def create_sql(self, sql_dialect: SplinkDialect) -> str:
+        """The parts' conditions, each parenthesised, joined by the level's joiner."""
+        return f" {self._JOINER} ".join(self._part_sql(p, sql_dialect) for p in self.levels)
+
+
+class AndLevel(_JoinedLevel):
+    """All of the given levels hold (e.g. both name filters Dice >= 0.9)."""
+
+    _JOINER = "AND"
 
     @classmethod
     def all_dice(cls, columns: Sequence[str], threshold: float, words: int) -> AndLevel:
         """Every filter in ``columns`` (each ``words`` long) has Dice at least ``threshold``."""
         return cls(*(DiceLevel(c, threshold, words) for c in columns))
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The encoded columns the level reads."""
-        return _unique(c for p in self.levels for c in p.columns)
 
-    def create_sql(self, sql_dialect: SplinkDialect) -> str:
-        """The parts' conditions, each parenthesised, joined by AND."""
-        return " AND ".join(f"({p.create_sql(sql_dialect)})" for p in self.levels)
+class OrLevel(_JoinedLevel):
+    """At least one of the given levels holds (e.g. same landline, or same address); a part
+    whose SQL is NULL (a missing value) counts as false."""
 
+    _JOINER = "OR"
 
-class OrLevel(CustomLevel):
-    """At least one of the given levels holds (e.g. same landline, or same address)."""
-
-    def __init__(
-        self, *levels: TokenMatchLevel | DiceLevel | AndLevel | OrLevel, label: str | None = None
-    ) -> None:
-        if len(levels) < 2:
-            raise SettingsError("an OR level needs at least two levels")
-        self.levels = levels
-        text = label or " OR ".join(f"({p.create_label_for_charts()})" for p in levels)
-        super().__init__(sql_condition=text, label_for_charts=text)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The encoded columns the level reads."""
-        return _unique(c for p in self.levels for c in p.columns)
-
-    def create_sql(self, sql_dialect: SplinkDialect) -> str:
-        """The parts' conditions, each parenthesised, joined by OR (a NULL part is not true)."""
-        return " OR ".join(f"coalesce(({p.create_sql(sql_dialect)}), false)" for p in self.levels)
+    def _part_sql(self, part: TokenMatchLevel | DiceLevel | _JoinedLevel, dialect: Any) -> str:
+        return f"coalesce(({part.create_sql(dialect)}), false)"
 
 
 LadderLevel = TokenMatchLevel | DiceLevel | AndLevel | OrLevel

@@ -40,7 +40,9 @@ class Engine(Protocol):
 #: DuckDB's memory limit unless configured: with it, a run of a million records per side
 #: (synthetic, schema v2) peaked at 4.7 GiB in all, the rest being the Arrow inputs held in
 #: Python, and spilled the remainder; with 2GB it peaked at 5.5 to 6.0 GiB, and with DuckDB's own
-#: default (80% of RAM) at 13 GiB.
+#: default (80% of RAM) at 13 GiB. Measured with ``/usr/bin/time -v python -m linkage link
+#: --schema config/encoding/v2.toml A B --out DIR --memory-limit L`` on the encoded files
+#: ``python bench/linkage.py --datasets synthetic-1m --systems ours`` leaves in bench/out.
 DEFAULT_MEMORY_LIMIT = "1.5GB"
 
 

@@ -57,9 +57,10 @@ LOCATION_FIELDS = frozenset({"postcode", "address", "landline"})
 # Thresholds are on a normalised similarity scale: 1 is identical filters, 0 is what two
 # unrelated values typically score. Dice of two balanced filters equals the share of bit
 # positions on which the unbalanced filters agree, so unrelated values score well above zero,
-# and how far above depends on the field (about 0.65 for names, 0.77 for addresses: sparser
-# filters agree on more zeros). The run measures each filter's baseline b on random pairs and
-# compares Dice against b + t * (1 - b). One typo in a name scores about 0.55.
+# and how far above depends on the field (sparser filters agree on more zeros; about 0.65 for
+# names and 0.77 for addresses, see docs/linkage.md). The run measures each filter's baseline b
+# on random pairs and compares Dice against b + t * (1 - b). By arithmetic, not measurement, one
+# typo in a six-letter name (two of seven bigrams changed) lands near t = 0.55.
 #: Levels for fields compared on their own.
 DEFAULT_FIELD_THRESHOLDS = (1.0, 0.7, 0.45, 0.25)
 #: Location ladder without a family name: address nearly identical, postcode nearly identical,
@@ -186,6 +187,8 @@ class ModelPlan:
     filter_words: tuple[tuple[str, int], ...] = field(default=())
     #: the fields each token reads
     token_fields: tuple[tuple[str, frozenset[str]], ...] = field(default=())
+    #: each filter's measured unrelated-pair Dice the thresholds were set from
+    baselines: tuple[tuple[str, float], ...] = field(default=())
 
     def words(self, column: str) -> int:
         """The length of filter ``column`` in 64-bit words."""
@@ -341,6 +344,7 @@ def plan_from_schema(
             (f"bf_{f['name']}", int(f["bits"]) * (2 if balanced else 1) // 64) for f in filters
         ),
         token_fields=tuple(token_fields.items()),
+        baselines=tuple(sorted(base.items())),
     )
 
 

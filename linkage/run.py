@@ -84,8 +84,9 @@ class LinkSettings:
     lsh_max_bucket: int | None = 50
     #: A token is a blocking rule only if it agrees on at most this many pairs per record: a
     #: token of few values (date of birth and sex) grows with the square of the input (21.6
-    #: million of the 22.5 million pairs at a million records per side) while the others grow
-    #: with it (under 0.2 pairs per record each).
+    #: million of the 22.5 million pairs at a million records per side, with a budget of 20, in
+    #: the diagnostics of ``python bench/linkage.py --datasets synthetic-1m --systems ours``)
+    #: while the others grow with it (under 0.2 pairs per record each).
     block_budget: float = 1.0
     bridge_threshold: float = 0.99
 

@@ -129,3 +129,26 @@ def print_result(
     }
     doc.update(extra)
     print(json.dumps(doc), flush=True)
+
+
+# --- all-pairs Dice kernel timings (kernel_anonlink.py, ../_kernel_ours.py) -------------------
+
+
+def kernel_parser(description: str) -> argparse.ArgumentParser:
+    """``--n`` (filters per side) and ``--repeat`` (timed runs, best kept)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--n", type=int, default=2000, help="random filters per side")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
+    return p
+
+
+def report_kernel(system: str, run: Any, n: int, bits: int, repeat: int) -> None:
+    """Time ``run()`` (all ``n x n`` pairs) ``repeat`` times and print the kernel's JSON line
+    ``{"system", "pairs_per_second", "n", "bits", "seconds"}`` for the best run."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    line = {"system": system, "pairs_per_second": n * n / best, "n": n, "bits": bits}
+    print(json.dumps({**line, "seconds": best}), flush=True)

@@ -11,11 +11,9 @@ Prints one JSON line ``{"system", "pairs_per_second", "n", "bits", "seconds"}`` 
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import time
 
+from _linkpeer import kernel_parser, report_kernel  # peers/ is the script's directory
 from anonlink.candidate_generation import find_candidate_pairs
 from anonlink.similarities import dice_coefficient
 from bitarray import bitarray
@@ -36,27 +34,15 @@ def _filters(n: int, rng: random.Random) -> list[bitarray]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--repeat", type=int, default=3)
-    args = p.parse_args()
+    args = kernel_parser(__doc__.splitlines()[0]).parse_args()
     rng = random.Random(1)
     a, b = _filters(args.n, rng), _filters(args.n, rng)
-    best = float("inf")
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        find_candidate_pairs([a, b], dice_coefficient, 1.0)
-        best = min(best, time.perf_counter() - start)
-    print(
-        json.dumps(
-            {
-                "system": "clkhash+anonlink",
-                "pairs_per_second": args.n * args.n / best,
-                "n": args.n,
-                "bits": BITS,
-                "seconds": best,
-            }
-        )
+    report_kernel(
+        "clkhash+anonlink",
+        lambda: find_candidate_pairs([a, b], dice_coefficient, 1.0),
+        args.n,
+        BITS,
+        args.repeat,
     )
 
 
