@@ -1,9 +1,12 @@
 """audit: the tamper-evident audit log (RFC 6962 Merkle tree).
 
-So far the pure core: hashing and proof building (``audit.merkle``), proof
-verification (``audit.verify``), typed entries and their canonical encoding
-(``audit.entry``; ``encode`` and ``decode`` stay there) and the error types
-(``audit.errors``). The command line in ``audit.cli`` is still a placeholder.
+The pure core: hashing and proof building (``audit.merkle``), proof verification
+(``audit.verify``), typed entries and their canonical encoding (``audit.entry``), C2SP
+signed notes, checkpoints, cosignatures and proof bundles (``audit.note``,
+``audit.checkpoint``, ``audit.bundle``). Storage and the single writer (``audit.store``,
+``audit.log``, ``audit.writer``), witnesses and monitors (``audit.witness``), full
+verification (``audit.logcheck``) and the auditor's command line (``audit.cli``) build on
+it; docs/audit.md describes the whole.
 """
 
 from audit.entry import AuditEntry, leaf_data

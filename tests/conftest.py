@@ -45,3 +45,44 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.sparkContext.setCheckpointDir(str(tmp_path_factory.mktemp("spark-checkpoints")))
     yield session
     session.stop()
+
+
+POSTGRES_ENV = "PPRL_TEST_POSTGRES_URL"
+
+
+def _postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV, "")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} is not set: .ci/run starts PostgreSQL and sets it")
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (run .ci/postgres to start one)")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on loopback, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    admin = _postgres_admin_url()
+    name = f"pprl_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The hub's two stores: a SQLite file path (the embedded default) and a fresh
+    PostgreSQL database (production). Tests taking this run once on each."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hub.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -302,3 +302,22 @@ def test_decode_refuses_non_canonical_or_invalid_bytes(data: bytes, message: str
     """decode accepts only the exact bytes encode would write; everything else raises."""
     with pytest.raises(EntryError, match=message):
         decode(data)
+
+
+def test_with_sequence_equals_replace() -> None:
+    from audit.entry import with_sequence
+
+    base = AuditEntry(
+        time=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        actor="a",
+        action="view",
+        outcome="refused",
+        refusal_reason="no",
+        approvers=("x", "y"),
+        threshold=0.5,
+    )
+    assert with_sequence(base, 9) == dataclasses.replace(base, sequence=9)
+    assert leaf_data(with_sequence(base, 9)) == leaf_data(dataclasses.replace(base, sequence=9))
+    for bad in (-1, 2**53, True, "1"):
+        with pytest.raises(EntryError):
+            with_sequence(base, bad)  # type: ignore[arg-type]

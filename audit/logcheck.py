@@ -1,0 +1,419 @@
+"""Full offline verification of a log: what ``audit verify`` runs.
+
+Given every stored entry, checkpoint, cosignature and (for a database) tree node, and the
+log's public key from the auditor (never from the source being checked), it
+
+- reads the entries in sequence order and refuses a gap, a duplicate, bytes that are not
+  the canonical encoding of a valid entry, an entry whose own sequence number differs
+  from its position, or filter columns that disagree with the entry's bytes;
+- recomputes every leaf hash and the tree, and for each checkpoint checks the log's
+  signature, the origin, and that its root is the root of the entries up to its size;
+- checks every consecutive pair of checkpoints with an RFC 9162 consistency proof built
+  from the recomputed tree;
+- refuses entries that no checkpoint covers (the writer signs every batch it commits, so
+  an unsigned tail was added behind its back);
+- checks every cosignature by a witness whose key the auditor gave (others are counted as
+  unverified, not trusted);
+- for a database, compares every stored tree node with the recomputed one, which is also
+  how an entry edited underneath the database is named: its stored leaf hash no longer
+  matches its bytes.
+
+It stops at the first problem and names the entry or checkpoint (``Problem``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NoReturn, Protocol
+
+from audit import store
+from audit.checkpoint import Checkpoint, open_checkpoint, verify_cosignature
+from audit.entry import ENCODING_VERSION, decode
+from audit.errors import AuditError
+from audit.frontier import Frontier
+from audit.merkle import consistency_ranges, fold_subtrees, leaf_hash, perfect_subtrees
+from audit.note import VerifierKey, parse_signature_line
+from audit.verify import verify_consistency
+
+__all__ = ["LogSource", "Problem", "Report", "Tree", "check_log"]
+
+
+EntryRow = tuple[int, int | None, str | None, str | None, str | None, str | None, str | None, bytes]
+"""``(seq, time_us, actor, agency, action, dsa_id, outcome, body)``: a stored entry as the
+scan reads it. From an export, where nothing is stored beside the bytes, every column but
+``seq`` (the line number) and ``body`` is None."""
+
+
+class LogSource(Protocol):
+    """Where a log is read from: a database or an export directory."""
+
+    description: str
+
+    def entries(self) -> Iterator[store.StoredEntry]: ...
+
+    def entry_chunks(self, size: int) -> Iterator[list[EntryRow]]: ...
+
+    def checkpoints(self) -> list[store.StoredCheckpoint]: ...
+
+    def cosignatures(self) -> list[store.StoredCosignature]: ...
+
+    def nodes(self) -> Iterator[tuple[int, int, bytes]] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first discrepancy found: what kind, which entry or checkpoint, and why."""
+
+    kind: str
+    message: str
+    entry: int | None = None
+    checkpoint: int | None = None
+
+
+@dataclass
+class Report:
+    """What ``check_log`` found. ``ok`` when ``problem`` is None."""
+
+    source: str
+    entries: int = 0
+    checkpoints: int = 0
+    latest: Checkpoint | None = None
+    nodes_checked: int = 0
+    consistency_proofs: int = 0
+    cosignatures_verified: int = 0
+    cosignatures_unverified: int = 0
+    witnesses: dict[str, int] = field(default_factory=dict)
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+class Tree:
+    """Every node of a tree, recomputed from leaf hashes, level by level (in memory:
+    about 70 bytes per node, two nodes per leaf)."""
+
+    def __init__(self) -> None:
+        self.levels: list[list[bytes]] = []
+        self._frontier = Frontier()
+
+    @property
+    def size(self) -> int:
+        return self._frontier.size
+
+    def append(self, leaf: bytes) -> None:
+        for level, _, value in self._frontier.append(leaf):
+            if level == len(self.levels):
+                self.levels.append([])
+            self.levels[level].append(value)
+
+    def root(self) -> bytes:
+        return self._frontier.root()
+
+    def subtree(self, start: int, end: int) -> bytes:
+        return fold_subtrees([self.levels[lv][ix] for lv, ix in perfect_subtrees(start, end)])
+
+    def proof(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
+        return [self.subtree(a, b) for a, b in ranges]
+
+
+class _Failed(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _fail(kind: str, message: str, *, entry: int | None = None, cp: int | None = None) -> NoReturn:
+    raise _Failed(Problem(kind, message, entry, cp))
+
+
+def _open_checkpoints(
+    stored: Sequence[store.StoredCheckpoint], log_key: VerifierKey, origin: str
+) -> list[Checkpoint]:
+    opened: list[Checkpoint] = []
+    previous = -1
+    for row in stored:
+        if row.size <= previous:
+            _fail("checkpoint", f"checkpoints out of order at size {row.size}", cp=row.size)
+        previous = row.size
+        try:
+            cp, _ = open_checkpoint(row.note.encode("utf-8"), log_key, origin)
+        except AuditError as exc:
+            _fail("checkpoint", f"checkpoint at size {row.size}: {exc}", cp=row.size)
+        if cp.size != row.size:
+            _fail("checkpoint", f"checkpoint row {row.size} holds size {cp.size}", cp=row.size)
+        opened.append(cp)
+    return opened
+
+
+def _time_us(value: object) -> int | None:
+    """Microseconds since the epoch of an entry's ``time`` text; None if malformed."""
+    if not isinstance(value, str) or len(value) != 27 or value[-1] != "Z":
+        return None
+    try:
+        t = datetime(
+            int(value[0:4]),
+            int(value[5:7]),
+            int(value[8:10]),
+            int(value[11:13]),
+            int(value[14:16]),
+            int(value[17:19]),
+            int(value[20:26]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    return store.time_to_us(t)
+
+
+def _row_problem(row: EntryRow, strict: bool) -> str | None:
+    """What is wrong with one stored entry, or None (see ``check_log``)."""
+    seq, time_us, actor, agency, action, dsa_id, outcome, body = row
+    if strict:
+        try:
+            entry = decode(body)
+        except AuditError as exc:
+            return f"entry {seq} is not a valid canonical entry: {exc}"
+        if entry.sequence != seq:
+            return f"entry {seq} says it is entry {entry.sequence}"
+        columns: tuple[object, ...] = (store.time_to_us(entry.time), entry.actor, entry.agency)
+        columns += (entry.action, entry.dsa_id, entry.outcome)
+    else:
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            return f"entry {seq} is not JSON"
+        if type(doc) is not dict or doc.get("v") != ENCODING_VERSION:
+            return f"entry {seq} is not a version-{ENCODING_VERSION} entry"
+        if doc.get("sequence") != seq:
+            return f"entry {seq} says it is entry {doc.get('sequence')}"
+        columns = (_time_us(doc.get("time")), doc.get("actor"), doc.get("agency"))
+        columns += (doc.get("action"), doc.get("dsa_id"), doc.get("outcome"))
+    if time_us is not None and columns != (time_us, actor, agency, action, dsa_id, outcome):
+        return f"entry {seq}: filter columns disagree with its bytes"
+    return None
+
+
+def _scan(rows: Sequence[EntryRow], strict: bool) -> tuple[list[bytes], str | None]:
+    """Leaf hashes of ``rows`` up to the first bad one, and what is wrong with it."""
+    leaves: list[bytes] = []
+    for row in rows:
+        problem = _row_problem(row, strict)
+        if problem is not None:
+            return leaves, problem
+        leaves.append(leaf_hash(row[7]))
+    return leaves, None
+
+
+def _scan_all(
+    source: LogSource, strict: bool, workers: int | None, chunk: int
+) -> Iterator[tuple[list[EntryRow], tuple[list[bytes], str | None]]]:
+    """Each chunk of entries with its scan, in order; chunks go to worker processes."""
+    chunks = source.entry_chunks(chunk)
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None)
+    procs = (os.cpu_count() or 1) if workers is None else workers
+    if second is None or procs <= 1:
+        for rows in itertools.chain([first], [] if second is None else [second], chunks):
+            yield rows, _scan(rows, strict)
+        return
+    with ProcessPoolExecutor(max_workers=procs) as pool:
+        in_flight: deque[tuple[list[EntryRow], Future[tuple[list[bytes], str | None]]]] = deque()
+        for rows in itertools.chain([first, second], chunks):
+            in_flight.append((rows, pool.submit(_scan, rows, strict)))
+            if len(in_flight) > 2 * procs:
+                done_rows, future = in_flight.popleft()
+                yield done_rows, future.result()
+        while in_flight:
+            done_rows, future = in_flight.popleft()
+            yield done_rows, future.result()
+
+
+def _check_order(seq: int, expected: int) -> None:
+    if seq > expected:
+        _fail("entry", f"entry {expected} is missing (next is {seq})", entry=expected)
+    _fail("entry", f"entry {seq} is stored twice or out of order", entry=seq)
+
+
+def _first_bad_leaf(source: LogSource, tree: Tree, start: int, end: int) -> int | None:
+    nodes = source.nodes()
+    if nodes is None:
+        return None
+    leaves = tree.levels[0] if tree.levels else []
+    for level, idx, value in nodes:
+        if level == 0 and start <= idx < end and idx < len(leaves) and leaves[idx] != value:
+            return idx
+    return None
+
+
+def check_log(
+    source: LogSource,
+    log_key: VerifierKey,
+    origin: str,
+    witness_keys: Sequence[VerifierKey] = (),
+    *,
+    strict: bool = False,
+    workers: int | None = None,
+    chunk: int = 20_000,
+) -> Report:
+    """Verify everything in ``source`` (see the module docstring).
+
+    ``strict`` also decodes every entry with ``audit.entry.decode`` (every field valid,
+    the bytes exactly its canonical encoding), about eight times the work per entry;
+    without it each entry is parsed as JSON and its sequence number and filter columns
+    compared. Entries are checked in chunks of ``chunk`` on ``workers`` processes (default:
+    one per core when there is more than one chunk); the tree is built in this process.
+    """
+    report = Report(source=source.description)
+    tree = Tree()
+    try:
+        stored = source.checkpoints()
+        cps = _open_checkpoints(stored, log_key, origin)
+        report.checkpoints = len(cps)
+        pending = iter(cps)
+        next_cp = next(pending, None)
+        previous: Checkpoint | None = None
+        if next_cp is not None and next_cp.size == 0:
+            previous, next_cp = next_cp, next(pending, None)
+        for rows, (leaves, problem) in _scan_all(source, strict, workers, chunk):
+            for i, row in enumerate(rows):
+                if row[0] != tree.size:
+                    _check_order(row[0], tree.size)
+                if i == len(leaves):
+                    assert problem is not None
+                    _fail("entry", problem, entry=row[0])
+                tree.append(leaves[i])
+                if next_cp is not None and next_cp.size == tree.size:
+                    _check_root(source, tree, previous, next_cp)
+                    report.consistency_proofs += _check_consistency(tree, previous, next_cp)
+                    previous, next_cp = next_cp, next(pending, None)
+        report.entries = tree.size
+        if next_cp is not None:
+            _fail(
+                "checkpoint",
+                f"checkpoint at size {next_cp.size} covers more entries than the "
+                f"{tree.size} stored: entries were removed",
+                cp=next_cp.size,
+            )
+        covered = previous.size if previous is not None else 0
+        if tree.size > covered:
+            _fail(
+                "entry",
+                f"entries {covered}..{tree.size - 1} are not covered by any signed checkpoint",
+                entry=covered,
+            )
+        report.latest = previous
+        report.nodes_checked = _check_nodes(source, tree)
+        _check_cosignatures(source, cps, witness_keys, report)
+    except _Failed as failed:
+        report.entries = max(report.entries, tree.size)
+        report.problem = failed.problem
+    return report
+
+
+def _check_root(source: LogSource, tree: Tree, previous: Checkpoint | None, cp: Checkpoint) -> None:
+    if tree.root() == cp.root_hash:
+        return
+    start = previous.size if previous is not None else 0
+    bad = _first_bad_leaf(source, tree, start, cp.size)
+    if bad is not None:
+        _fail(
+            "entry",
+            f"entry {bad} was altered: its bytes no longer hash to the leaf the log signed",
+            entry=bad,
+        )
+    _fail(
+        "checkpoint",
+        f"the signed checkpoint at size {cp.size} does not match entries {start}..{cp.size - 1}: "
+        "one of them was altered",
+        entry=start,
+        cp=cp.size,
+    )
+
+
+def _check_consistency(tree: Tree, previous: Checkpoint | None, cp: Checkpoint) -> int:
+    if previous is None or previous.size == 0:
+        return 0
+    try:
+        proof = tree.proof(consistency_ranges(previous.size, cp.size))
+        verify_consistency(previous.size, cp.size, previous.root_hash, cp.root_hash, proof)
+    except AuditError as exc:
+        _fail(
+            "checkpoint",
+            f"checkpoints at sizes {previous.size} and {cp.size} are inconsistent: {exc}",
+            cp=cp.size,
+        )
+    return 1
+
+
+def _check_nodes(source: LogSource, tree: Tree) -> int:
+    nodes = source.nodes()
+    if nodes is None:
+        return 0
+    checked = 0
+    expected = sum(len(level) for level in tree.levels)
+    for level, idx, value in nodes:
+        if level >= len(tree.levels) or idx >= len(tree.levels[level]):
+            _fail("node", f"tree node ({level}, {idx}) is beyond the tree")
+        if tree.levels[level][idx] != value:
+            entry = idx if level == 0 else None
+            what = f"entry {idx} was altered: its stored leaf hash" if level == 0 else "it"
+            _fail(
+                "node",
+                f"tree node ({level}, {idx}) differs from the recomputed tree ({what})",
+                entry=entry,
+            )
+        checked += 1
+    if checked != expected:
+        _fail("node", f"{expected - checked} tree nodes are missing from the database")
+    return checked
+
+
+def _check_cosignatures(
+    source: LogSource,
+    cps: Sequence[Checkpoint],
+    witness_keys: Sequence[VerifierKey],
+    report: Report,
+) -> None:
+    by_size = {cp.size: cp for cp in cps}
+    keys = {(k.name, k.key_id): k for k in witness_keys}
+    for row in source.cosignatures():
+        cp = by_size.get(row.size)
+        if cp is None:
+            _fail(
+                "cosignature",
+                f"a cosignature by {row.witness} is for an unknown size {row.size}",
+                cp=row.size,
+            )
+        key = keys.get((row.witness, row.key_id))
+        if key is None:
+            report.cosignatures_unverified += 1
+            continue
+        text = cp.to_text()
+        try:
+            sig = parse_signature_line(row.line)
+            timestamp = verify_cosignature(text, sig, key)
+        except AuditError as exc:
+            _fail(
+                "cosignature",
+                f"cosignature by {row.witness} at size {row.size}: {exc}",
+                cp=row.size,
+            )
+        if timestamp != row.timestamp:
+            _fail(
+                "cosignature",
+                f"cosignature by {row.witness} at size {row.size}: stored time differs",
+                cp=row.size,
+            )
+        report.cosignatures_verified += 1
+        report.witnesses[row.witness] = max(report.witnesses.get(row.witness, 0), row.size)
