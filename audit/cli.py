@@ -13,6 +13,7 @@ bad: an incident), 2 a usage or input error.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -22,23 +23,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from audit import store
 from audit.bundle import format_bundle, parse_bundle, verify_bundle
 from audit.checkpoint import WitnessKey
 from audit.db import open_engine
 from audit.entry import decode
 from audit.errors import AuditError, InconsistentLogError, ProofError, StoreError
-from audit.log import AuditLog
+from audit.log import AuditLog, stored_fields
 from audit.logcheck import Report, Tree, check_log
 from audit.merkle import consistency_ranges, inclusion_ranges, leaf_hash
-from audit.note import SigningKey, VerifierKey, format_note, parse_vkey
-from audit.sources import DatabaseSource, ExportSource, write_export
+from audit.note import NoteSignature, SigningKey, VerifierKey, format_note, parse_vkey
+from audit.sources import DatabaseSource, ExportSource, HubSource, write_export
 from audit.verify import verify_consistency
 from audit.witness import accept_checkpoint, witness_checkpoint
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_OPENED: list[Engine] = []
 
 
 class UsageError(Exception):
@@ -81,7 +85,12 @@ def _add_source(p: argparse.ArgumentParser, *, export: bool = True) -> None:
     group.add_argument("--db", metavar="PATH_OR_URL", help="the hub's database")
     if export:
         group.add_argument("--export", metavar="DIR", type=Path, help="an `audit export` directory")
-    group.add_argument("--hub", metavar="URL", help="a running hub (arrives with the hub API)")
+    group.add_argument("--hub", metavar="URL", help="a running hub's base URL")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        help="with --hub: file holding an auditor's API token (default: $AUDIT_TOKEN)",
+    )
 
 
 def _add_log_key(p: argparse.ArgumentParser) -> None:
@@ -103,13 +112,42 @@ def _add_witness_keys(p: argparse.ArgumentParser) -> None:
 
 def _no_hub(args: argparse.Namespace) -> None:
     if getattr(args, "hub", None):
-        raise UsageError(
-            "--hub needs the hub's HTTP API, which is not built yet: use --db or --export"
-        )
+        raise UsageError(f"audit {args.command} works on --db (or --export), not --hub")
+
+
+def _hub(args: argparse.Namespace) -> HubSource:
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file: {exc.strerror}") from None
+    else:
+        token = os.environ.get("AUDIT_TOKEN", "").strip()
+    if not token:
+        raise UsageError("--hub needs an auditor's token: --token-file FILE (or AUDIT_TOKEN)")
+    return HubSource(args.hub, token)
+
+
+def _hub_consistency(source: HubSource) -> Any:
+    def proof(old: int, new: int) -> list[bytes]:
+        doc = json.loads(source.get("/v1/audit/proofs/consistency", old=old, new=new))
+        return [base64.b64decode(h) for h in doc["proof"]]
+
+    return proof
 
 
 def _open_log(args: argparse.Namespace, log_key: VerifierKey) -> AuditLog:
-    return AuditLog.open(args.db, origin=log_key.name, log_key=log_key)
+    log = AuditLog.open(args.db, origin=log_key.name, log_key=log_key)
+    _OPENED.append(log.engine)
+    return log
+
+
+def _engine(target: str) -> Engine:
+    """An engine for ``--db``, disposed when the command ends (so no connection outlives
+    it, and SQLite checkpoints its WAL)."""
+    engine = open_engine(target)
+    _OPENED.append(engine)
+    return engine
 
 
 # -- commands -----------------------------------------------------------------------
@@ -205,12 +243,12 @@ def _scan_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    _no_hub(args)
     log_key = _log_key(args)
     started = time.perf_counter()
-    if args.db:
+    if args.db or args.hub:
+        source_any: Any = _hub(args) if args.hub else DatabaseSource(_engine(args.db))
         report = check_log(
-            DatabaseSource(open_engine(args.db)), log_key, log_key.name, _witness_keys(args)
+            source_any, log_key, log_key.name, _witness_keys(args), **_scan_options(args)
         )
     else:
         source = ExportSource(args.export, log_key.name)
@@ -260,22 +298,24 @@ def _export_tree(directory: Path, log_name: str) -> tuple[ExportSource, Tree]:
 
 
 def _latest_note(args: argparse.Namespace, log_key: VerifierKey) -> tuple[bytes, Any]:
-    """The newest checkpoint note and a consistency-proof function, from --db or --export."""
+    """The newest checkpoint note and a consistency-proof function (--db, --export, --hub)."""
+    if args.hub:
+        source = _hub(args)
+        return source.get("/v1/audit/checkpoint"), _hub_consistency(source)
     if args.db:
         log = _open_log(args, log_key)
         head = log.latest()
         if head is None:
             raise UsageError("the log is empty: there is no checkpoint yet")
         return format_note(head[1]).encode(), log.consistency_proof
-    source, tree = _export_tree(args.export, log_key.name)
-    notes = source.checkpoints()
+    export, tree = _export_tree(args.export, log_key.name)
+    notes = export.checkpoints()
     if not notes:
         raise UsageError("the export holds no checkpoint")
     return notes[-1].note.encode(), lambda old, new: tree.proof(consistency_ranges(old, new))
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    _no_hub(args)
     log_key = _log_key(args)
     note, proof_fn = _latest_note(args, log_key)
     try:
@@ -331,31 +371,30 @@ def _count_cosignatures(note: Any, cp: Any, witnesses: Sequence[VerifierKey]) ->
 
 
 def cmd_witness(args: argparse.Namespace) -> int:
-    _no_hub(args)
     log_key = _log_key(args)
     try:
         witness_key = WitnessKey.from_text(_read_key_text(str(args.key), "--key"))
     except AuditError as exc:
         raise UsageError(f"--key: {exc}") from None
-    log = _open_log(args, log_key)
-    head = log.latest()
-    if head is None:
-        raise UsageError("the log is empty: there is no checkpoint to co-sign")
+    note, proof_fn = _latest_note(args, log_key)
     now = int(time.time())
     try:
         accepted, cosig = witness_checkpoint(
-            format_note(head[1]).encode(),
+            note,
             log_key=log_key,
             origin=log_key.name,
             witness_key=witness_key,
             state_path=args.state,
-            consistency_proof=log.consistency_proof,
+            consistency_proof=proof_fn,
             timestamp=now,
         )
     except InconsistentLogError as exc:
         print(f"REFUSED TO CO-SIGN: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    stored = log.add_cosignature(accepted.checkpoint.size, cosig, now)
+    if args.hub:
+        stored = _post_cosignature(_hub(args), accepted.checkpoint.size, cosig, witness_key)
+    else:
+        stored = _open_log(args, log_key).add_cosignature(accepted.checkpoint.size, cosig, now)
     size = accepted.checkpoint.size
     if args.json:
         print(json.dumps({"ok": True, "size": size, "witness": witness_key.name, "stored": stored}))
@@ -363,6 +402,17 @@ def cmd_witness(args: argparse.Namespace) -> int:
         what = "co-signed" if stored else "already co-signed by this witness"
         print(f"OK: checkpoint at size {size} {what} as {witness_key.name}")
     return EXIT_OK
+
+
+def _post_cosignature(source: HubSource, size: int, cosig: NoteSignature, key: WitnessKey) -> bool:
+    doc = {"size": size, "cosignature": cosig.to_line(), "vkey": key.verifier().to_vkey()}
+    try:
+        source.post("/v1/audit/cosignatures", doc)
+    except StoreError as exc:
+        if "409" in str(exc):
+            return False
+        raise
+    return True
 
 
 def _parse_time(value: str | None) -> int | None:
@@ -378,7 +428,6 @@ def _parse_time(value: str | None) -> int | None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    _no_hub(args)
     where = store.EntryFilter(
         since_us=_parse_time(args.since),
         until_us=_parse_time(args.until),
@@ -388,8 +437,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         dsa_id=args.dsa,
         outcome=args.outcome,
     )
-    if args.db:
-        engine = open_engine(args.db)
+    if args.hub:
+        rows = _hub_entries(_hub(args), args)
+    elif args.db:
+        engine = _engine(args.db)
         with engine.connect() as conn:
             store.check_schema(conn)
             rows = list(store.iter_entries(conn, where, limit=args.limit))
@@ -413,6 +464,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _hub_entries(source: HubSource, args: argparse.Namespace) -> list[store.StoredEntry]:
+    params: dict[str, object] = {
+        "since": args.since,
+        "until": args.until,
+        "actor": args.actor,
+        "agency": args.agency,
+        "action": args.action,
+        "dsa": args.dsa,
+        "outcome": args.outcome,
+    }
+    rows: list[store.StoredEntry] = []
+    after: int | None = 0
+    while after is not None and (args.limit is None or len(rows) < args.limit):
+        page = json.loads(source.get("/v1/audit/entries", after=after, limit=1000, **params))
+        for item in page["entries"]:
+            body = json.dumps(
+                item["entry"], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+            ).encode("ascii")
+            rows.append(stored_fields(decode(body), body))
+        after = page["next_after"]
+    return rows[: args.limit] if args.limit is not None else rows
+
+
 def _dsa_label(dsa_id: str | None, version: int | None) -> str:
     return "" if dsa_id is None else f"{dsa_id} v{version}"
 
@@ -431,7 +505,7 @@ def _matches(row: store.StoredEntry, where: store.EntryFilter) -> bool:
 def cmd_export(args: argparse.Namespace) -> int:
     _no_hub(args)
     log_key = _log_key(args)
-    manifest = write_export(open_engine(args.db), args.out, log_key.name, log_key.to_vkey())
+    manifest = write_export(_engine(args.db), args.out, log_key.name, log_key.to_vkey())
     print(
         f"exported {manifest['entries']} entries and {manifest['checkpoints']} "
         f"checkpoints to {args.out}"
@@ -440,9 +514,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
-    _no_hub(args)
     log_key = _log_key(args)
-    if args.db:
+    if args.hub:
+        doc = json.loads(_hub(args).get(f"/v1/audit/bundles/{args.index}"))
+        bundle = parse_bundle(doc["bundle"])
+        data = str(doc["entry"]).encode("ascii")
+    elif args.db:
         log = _open_log(args, log_key)
         bundle = log.bundle(args.index)
         data = log.entry_bytes(args.index)
@@ -609,6 +686,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditError as exc:
         print(f"audit {args.command}: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        while _OPENED:
+            _OPENED.pop().dispose()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,14 @@ from sqlalchemy.exc import ArgumentError
 
 from audit.errors import StoreError
 
-__all__ = ["WRITE_LOCK_ID", "normalise_url", "open_engine", "write_lock"]
+__all__ = [
+    "WRITE_LOCK_ID",
+    "configure_sqlite",
+    "immediate_options",
+    "normalise_url",
+    "open_engine",
+    "write_lock",
+]
 
 WRITE_LOCK_ID = 0x6175646974  # "audit": the PostgreSQL advisory lock the writer holds
 _IMMEDIATE = "audit_immediate"
@@ -50,7 +57,10 @@ def normalise_url(target: str | Path) -> str:
     raise StoreError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, synchronous=FULL, a busy timeout and explicit BEGIN on every connection of a
+    SQLite ``engine`` (also the sync side of an async engine)."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
@@ -82,7 +92,7 @@ def open_engine(target: str | Path, *, create: bool = False) -> Engine:
         if not create and not Path(database).is_file():
             raise StoreError(f"no database file at {database}")
         engine = create_engine(url)
-        _configure_sqlite(engine)
+        configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True)
 

@@ -86,6 +86,7 @@ Action = Literal[
     "agreement-change",
     "user-change",
     "audit-read",
+    "audit-cosign",
 ]
 Outcome = Literal["allowed", "refused", "error"]
 

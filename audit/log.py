@@ -57,7 +57,7 @@ from audit.note import (
 )
 from audit.verify import verify_consistency
 
-__all__ = ["AuditLog", "Receipt", "stored_fields"]
+__all__ = ["AuditLog", "PendingAppend", "Receipt", "stored_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,14 @@ def _proof(conn: Connection, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
 def stored_root(conn: Connection, size: int) -> bytes:
     """MTH of the first ``size`` leaves, from the stored frontier nodes."""
     return EMPTY_ROOT if size == 0 else _subtree_hash(conn, 0, size)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAppend:
+    """Entries appended inside a caller's transaction, not yet committed."""
+
+    receipts: list[Receipt]
+    head: trusted.TrustedHead
 
 
 class AuditLog:
@@ -164,23 +172,43 @@ class AuditLog:
 
     def append(self, drafts: Sequence[AuditEntry]) -> list[Receipt]:
         """Sequence, store and sign ``drafts`` in one transaction; see the module doc."""
-        if self._key is None:
-            raise LogStateError("this log was opened without its signing key: it cannot append")
+        key = self._checked_drafts(drafts)
         if not drafts:
             return []
-        for draft in drafts:
-            if draft.sequence is not None:
-                raise TreeError("drafts must not carry a sequence number: the writer assigns it")
         try:
             connection = self.engine.connect().execution_options(**immediate_options())
             with connection as conn, conn.begin():
-                receipts, head = self._append_locked(conn, drafts, self._key)
+                receipts, head = self._append_locked(conn, drafts, key)
         except IntegrityError as exc:
             raise LogStateError(f"another writer stored the same sequence numbers: {exc}") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"the audit log could not be written: {exc}") from None
         self._remember(head)
         return receipts
+
+    def append_in(self, conn: Connection, drafts: Sequence[AuditEntry]) -> PendingAppend:
+        """Append ``drafts`` inside the caller's open transaction on ``conn``, so that an
+        action and its audit entries commit (or roll back) together. On SQLite the
+        transaction must have begun with ``audit.db.immediate_options()``. Nothing is
+        acknowledged until the caller commits and then calls ``committed``."""
+        key = self._checked_drafts(drafts)
+        if not drafts:
+            raise TreeError("nothing to append")
+        receipts, head = self._append_locked(conn, drafts, key)
+        return PendingAppend(receipts, head)
+
+    def committed(self, pending: PendingAppend) -> list[Receipt]:
+        """Record that the transaction holding ``pending`` committed; its receipts."""
+        self._remember(pending.head)
+        return pending.receipts
+
+    def _checked_drafts(self, drafts: Sequence[AuditEntry]) -> SigningKey:
+        if self._key is None:
+            raise LogStateError("this log was opened without its signing key: it cannot append")
+        for draft in drafts:
+            if draft.sequence is not None:
+                raise TreeError("drafts must not carry a sequence number: the writer assigns it")
+        return self._key
 
     def _append_locked(
         self, conn: Connection, drafts: Sequence[AuditEntry], key: SigningKey
@@ -282,6 +310,8 @@ class AuditLog:
             trusted.advance(self._trusted_path, head)
 
     # -- reading -------------------------------------------------------------------
+    # Each ``*_in`` method works on a connection the caller holds (the hub passes its
+    # async connection's sync side through ``run_sync``); the others open their own.
 
     def size(self) -> int:
         """The number of stored entries."""
@@ -291,18 +321,22 @@ class AuditLog:
     def latest(self) -> tuple[Checkpoint, Note] | None:
         """The newest checkpoint, its signature verified, with any stored cosignatures."""
         with self.engine.connect() as conn:
-            stored = store.latest_checkpoint(conn)
-            if stored is None:
-                return None
-            return self._with_cosignatures(conn, stored)
+            return self.latest_in(conn)
+
+    def latest_in(self, conn: Connection) -> tuple[Checkpoint, Note] | None:
+        stored = store.latest_checkpoint(conn)
+        return None if stored is None else self._with_cosignatures(conn, stored)
 
     def checkpoint(self, size: int) -> tuple[Checkpoint, Note]:
         """The checkpoint at exactly ``size``, with its cosignatures."""
         with self.engine.connect() as conn:
-            stored = store.checkpoint_at(conn, size)
-            if stored is None:
-                raise TreeError(f"no checkpoint was signed at size {size}")
-            return self._with_cosignatures(conn, stored)
+            return self.checkpoint_in(conn, size)
+
+    def checkpoint_in(self, conn: Connection, size: int) -> tuple[Checkpoint, Note]:
+        stored = store.checkpoint_at(conn, size)
+        if stored is None:
+            raise TreeError(f"no checkpoint was signed at size {size}")
+        return self._with_cosignatures(conn, stored)
 
     def _with_cosignatures(
         self, conn: Connection, stored: store.StoredCheckpoint
@@ -315,14 +349,20 @@ class AuditLog:
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """PATH(index, D[size]) from the stored nodes; ``size`` must not exceed the log."""
         with self.engine.connect() as conn:
-            self._check_size(conn, size)
-            return _proof(conn, inclusion_ranges(index, size))
+            return self.inclusion_proof_in(conn, index, size)
+
+    def inclusion_proof_in(self, conn: Connection, index: int, size: int) -> list[bytes]:
+        self._check_size(conn, size)
+        return _proof(conn, inclusion_ranges(index, size))
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """PROOF(old_size, D[new_size]) from the stored nodes."""
         with self.engine.connect() as conn:
-            self._check_size(conn, new_size)
-            return _proof(conn, consistency_ranges(old_size, new_size))
+            return self.consistency_proof_in(conn, old_size, new_size)
+
+    def consistency_proof_in(self, conn: Connection, old_size: int, new_size: int) -> list[bytes]:
+        self._check_size(conn, new_size)
+        return _proof(conn, consistency_ranges(old_size, new_size))
 
     @staticmethod
     def _check_size(conn: Connection, size: int) -> None:
@@ -332,9 +372,12 @@ class AuditLog:
 
     def entry_bytes(self, index: int) -> bytes:
         with self.engine.connect() as conn:
-            rows = list(
-                store.iter_entries(conn, store.EntryFilter(min_seq=index, max_seq=index + 1))
-            )
+            return self.entry_bytes_in(conn, index)
+
+    @staticmethod
+    def entry_bytes_in(conn: Connection, index: int) -> bytes:
+        where = store.EntryFilter(min_seq=index, max_seq=index + 1)
+        rows = list(store.iter_entries(conn, where))
         if not rows:
             raise TreeError(f"the log has no entry {index}")
         return rows[0].body
@@ -342,33 +385,42 @@ class AuditLog:
     def bundle(self, index: int, size: int | None = None) -> ProofBundle:
         """An offline-verifiable proof (C2SP tlog-proof) that entry ``index`` is in the log,
         against the checkpoint at ``size`` (default: the newest), with its cosignatures."""
+        with self.engine.connect() as conn:
+            return self.bundle_in(conn, index, size)
+
+    def bundle_in(self, conn: Connection, index: int, size: int | None = None) -> ProofBundle:
         if size is None:
-            head = self.latest()
+            head = self.latest_in(conn)
             if head is None:
                 raise TreeError("the log is empty")
             cp, note = head
         else:
-            cp, note = self.checkpoint(size)
-        proof = self.inclusion_proof(index, cp.size)
+            cp, note = self.checkpoint_in(conn, size)
+        proof = self.inclusion_proof_in(conn, index, cp.size)
         return ProofBundle(index=index, proof=tuple(proof), checkpoint=note)
 
     def add_cosignature(self, size: int, signature: NoteSignature, timestamp: int) -> bool:
         """Store a witness's cosignature line for the checkpoint at ``size`` (the caller
         has verified it). Returns False if that witness key already cosigned it."""
-        line = signature.to_line()
+        try:
+            with self.engine.begin() as conn:
+                self.add_cosignature_in(conn, size, signature, timestamp)
+        except IntegrityError:
+            return False
+        return True
+
+    def add_cosignature_in(
+        self, conn: Connection, size: int, signature: NoteSignature, timestamp: int
+    ) -> None:
+        """``add_cosignature`` in the caller's transaction; a repeat raises IntegrityError."""
+        if store.checkpoint_at(conn, size) is None:
+            raise TreeError(f"no checkpoint was signed at size {size}")
         row = store.StoredCosignature(
             size=size,
             witness=signature.name,
             key_id=signature.key_id,
-            line=line,
+            line=signature.to_line(),
             timestamp=timestamp,
             received_us=int(self._clock() * 1_000_000),
         )
-        try:
-            with self.engine.begin() as conn:
-                if store.checkpoint_at(conn, size) is None:
-                    raise TreeError(f"no checkpoint was signed at size {size}")
-                store.insert_cosignature(conn, row)
-        except IntegrityError:
-            return False
-        return True
+        store.insert_cosignature(conn, row)

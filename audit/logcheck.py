@@ -23,6 +23,7 @@ It stops at the first problem and names the entry or checkpoint (``Problem``).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -31,19 +32,31 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, runtime_checkable
+
+from sqlalchemy import Engine, text
 
 from audit import store
 from audit.checkpoint import Checkpoint, open_checkpoint, verify_cosignature
+from audit.db import open_engine
 from audit.entry import ENCODING_VERSION, decode
 from audit.errors import AuditError
-from audit.frontier import Frontier
-from audit.merkle import consistency_ranges, fold_subtrees, leaf_hash, perfect_subtrees
+from audit.merkle import (
+    EMPTY_ROOT,
+    consistency_ranges,
+    fold_subtrees,
+    leaf_hash,
+    perfect_subtrees,
+)
 from audit.note import VerifierKey, parse_signature_line
 from audit.verify import verify_consistency
 
 __all__ = ["LogSource", "Problem", "Report", "Tree", "check_log"]
 
+
+RANGE_LEVELS = 14
+"""A worker checks ranges of 2**14 entries: every tree node of level <= 14 inside a range
+is computed and compared by the worker that read the range."""
 
 EntryRow = tuple[int, int | None, str | None, str | None, str | None, str | None, str | None, bytes]
 """``(seq, time_us, actor, agency, action, dsa_id, outcome, body)``: a stored entry as the
@@ -65,6 +78,20 @@ class LogSource(Protocol):
     def cosignatures(self) -> list[store.StoredCosignature]: ...
 
     def nodes(self) -> Iterator[tuple[int, int, bytes]] | None: ...
+
+
+@runtime_checkable
+class RangeSource(Protocol):
+    """A source whose entries worker processes can read by sequence range themselves (a
+    database): the main process then only merges their results."""
+
+    def worker_url(self) -> str | None: ...
+
+    def entry_total(self) -> int: ...
+
+    def node_total(self) -> int: ...
+
+    def nodes_above(self, level: int) -> Iterator[tuple[int, int, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,30 +126,64 @@ class Report:
 
 class Tree:
     """Every node of a tree, recomputed from leaf hashes, level by level (in memory:
-    about 70 bytes per node, two nodes per leaf)."""
+    about 70 bytes per node, two nodes per leaf). ``levels[0]`` holds the leaf hashes;
+    ``levels[k][i]`` is the perfect subtree over leaves ``[i << k, (i + 1) << k)``."""
 
     def __init__(self) -> None:
-        self.levels: list[list[bytes]] = []
-        self._frontier = Frontier()
+        self.levels: list[list[bytes]] = [[]]
 
     @property
     def size(self) -> int:
-        return self._frontier.size
+        return len(self.levels[0])
+
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Add leaf hashes and every interior node they complete."""
+        self.levels[0].extend(leaves)
+        self._build(0)
+
+    def _build(self, level: int) -> None:
+        sha256 = hashlib.sha256
+        while True:
+            lower = self.levels[level]
+            if level + 1 == len(self.levels):
+                if len(lower) < 2:
+                    return
+                self.levels.append([])
+            upper = self.levels[level + 1]
+            start, stop = len(upper), len(lower) // 2
+            if start == stop:
+                return
+            upper.extend(
+                sha256(b"\x01" + lower[2 * k] + lower[2 * k + 1]).digest()
+                for k in range(start, stop)
+            )
+            level += 1
 
     def append(self, leaf: bytes) -> None:
-        for level, _, value in self._frontier.append(leaf):
+        self.extend([leaf])
+
+    def add_levels(self, levels: Sequence[Sequence[bytes]]) -> None:
+        """Add a range's leaves and its complete lower-level nodes (computed elsewhere,
+        see ``scan_range``), then every node above them that is now complete."""
+        for level, nodes in enumerate(levels):
             if level == len(self.levels):
                 self.levels.append([])
-            self.levels[level].append(value)
+            self.levels[level].extend(nodes)
+        self._build(max(len(levels) - 1, 0))
 
-    def root(self) -> bytes:
-        return self._frontier.root()
+    def root(self, size: int | None = None) -> bytes:
+        """MTH of the first ``size`` leaves (default: all)."""
+        size = self.size if size is None else size
+        return EMPTY_ROOT if size == 0 else self.subtree(0, size)
 
     def subtree(self, start: int, end: int) -> bytes:
         return fold_subtrees([self.levels[lv][ix] for lv, ix in perfect_subtrees(start, end)])
 
     def proof(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
         return [self.subtree(a, b) for a, b in ranges]
+
+    def node_count(self) -> int:
+        return sum(len(level) for level in self.levels)
 
 
 class _Failed(Exception):
@@ -265,14 +326,17 @@ def check_log(
     strict: bool = False,
     workers: int | None = None,
     chunk: int = 20_000,
+    range_levels: int = RANGE_LEVELS,
 ) -> Report:
     """Verify everything in ``source`` (see the module docstring).
 
     ``strict`` also decodes every entry with ``audit.entry.decode`` (every field valid,
     the bytes exactly its canonical encoding), about eight times the work per entry;
     without it each entry is parsed as JSON and its sequence number and filter columns
-    compared. Entries are checked in chunks of ``chunk`` on ``workers`` processes (default:
-    one per core when there is more than one chunk); the tree is built in this process.
+    compared. From a database, each of ``workers`` processes (default: one per core) reads
+    and checks aligned ranges of ``2**range_levels`` entries and their tree nodes itself;
+    from other sources this process reads the entries and workers check chunks of
+    ``chunk``. The tree's upper levels, the checkpoints and the proofs are checked here.
     """
     report = Report(source=source.description)
     tree = Tree()
@@ -285,18 +349,37 @@ def check_log(
         previous: Checkpoint | None = None
         if next_cp is not None and next_cp.size == 0:
             previous, next_cp = next_cp, next(pending, None)
-        for rows, (leaves, problem) in _scan_all(source, strict, workers, chunk):
-            for i, row in enumerate(rows):
-                if row[0] != tree.size:
-                    _check_order(row[0], tree.size)
-                if i == len(leaves):
-                    assert problem is not None
-                    _fail("entry", problem, entry=row[0])
-                tree.append(leaves[i])
-                if next_cp is not None and next_cp.size == tree.size:
-                    _check_root(source, tree, previous, next_cp)
-                    report.consistency_proofs += _check_consistency(tree, previous, next_cp)
-                    previous, next_cp = next_cp, next(pending, None)
+
+        def advance() -> None:
+            nonlocal previous, next_cp
+            while next_cp is not None and next_cp.size <= tree.size:
+                _check_root(source, tree, previous, next_cp)
+                report.consistency_proofs += _check_consistency(tree, previous, next_cp)
+                previous, next_cp = next_cp, next(pending, None)
+
+        url = source.worker_url() if isinstance(source, RangeSource) else None
+        nodes_checked = 0
+        if url is not None:
+            assert isinstance(source, RangeSource)
+            for scan in _scan_ranges(url, source.entry_total(), strict, workers, range_levels):
+                if scan.problem is not None:
+                    advance()
+                    raise _Failed(scan.problem)
+                tree.add_levels(scan.levels)
+                nodes_checked += scan.nodes_checked
+                advance()
+        else:
+            for rows, (leaves, problem) in _scan_all(source, strict, workers, chunk):
+                start = tree.size
+                seqs = [row[0] for row in rows]
+                if seqs != list(range(start, start + len(rows))):
+                    at = next(i for i, s in enumerate(seqs) if s != start + i)
+                    tree.extend(leaves[:at])
+                    _check_order(seqs[at], start + at)
+                tree.extend(leaves)
+                advance()
+                if problem is not None:
+                    _fail("entry", problem, entry=start + len(leaves))
         report.entries = tree.size
         if next_cp is not None:
             _fail(
@@ -313,7 +396,11 @@ def check_log(
                 entry=covered,
             )
         report.latest = previous
-        report.nodes_checked = _check_nodes(source, tree)
+        if url is not None:
+            assert isinstance(source, RangeSource)
+            report.nodes_checked = nodes_checked + _check_upper_nodes(source, tree, range_levels)
+        else:
+            report.nodes_checked = _check_nodes(source, tree)
         _check_cosignatures(source, cps, witness_keys, report)
     except _Failed as failed:
         report.entries = max(report.entries, tree.size)
@@ -322,7 +409,7 @@ def check_log(
 
 
 def _check_root(source: LogSource, tree: Tree, previous: Checkpoint | None, cp: Checkpoint) -> None:
-    if tree.root() == cp.root_hash:
+    if tree.root(cp.size) == cp.root_hash:
         return
     start = previous.size if previous is not None else 0
     bad = _first_bad_leaf(source, tree, start, cp.size)
@@ -361,7 +448,7 @@ def _check_nodes(source: LogSource, tree: Tree) -> int:
     if nodes is None:
         return 0
     checked = 0
-    expected = sum(len(level) for level in tree.levels)
+    expected = tree.node_count()
     for level, idx, value in nodes:
         if level >= len(tree.levels) or idx >= len(tree.levels[level]):
             _fail("node", f"tree node ({level}, {idx}) is beyond the tree")
@@ -376,6 +463,21 @@ def _check_nodes(source: LogSource, tree: Tree) -> int:
         checked += 1
     if checked != expected:
         _fail("node", f"{expected - checked} tree nodes are missing from the database")
+    return checked
+
+
+def _check_upper_nodes(source: RangeSource, tree: Tree, top: int) -> int:
+    """Compare the stored nodes above the workers' ranges, and the total node count."""
+    checked = 0
+    for level, idx, value in source.nodes_above(top):
+        if level >= len(tree.levels) or idx >= len(tree.levels[level]):
+            _fail("node", f"tree node ({level}, {idx}) is beyond the tree")
+        if tree.levels[level][idx] != value:
+            _fail("node", f"tree node ({level}, {idx}) differs from the recomputed tree")
+        checked += 1
+    expected = sum(len(nodes) for nodes in tree.levels[top + 1 :])
+    if checked != expected or source.node_total() != tree.node_count():
+        _fail("node", "the database holds missing or extra tree nodes")
     return checked
 
 
@@ -417,3 +519,119 @@ def _check_cosignatures(
             )
         report.cosignatures_verified += 1
         report.witnesses[row.witness] = max(report.witnesses.get(row.witness, 0), row.size)
+
+
+# -- database sources: each worker reads and checks its own aligned range -------------------
+
+
+_WORKER_ENGINES: dict[str, Engine] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RangeScan:
+    """What a worker found in entries ``[start, end)``: the tree nodes of levels 0..14
+    that lie wholly inside the range, how many stored nodes it compared, and the first
+    problem (an entry number and a message), if any."""
+
+    start: int
+    end: int
+    levels: list[list[bytes]]
+    nodes_checked: int
+    problem: Problem | None
+
+
+def _worker_engine(url: str) -> Engine:
+    engine = _WORKER_ENGINES.get(url)
+    if engine is None:
+        engine = _WORKER_ENGINES[url] = open_engine(url)
+    return engine
+
+
+def scan_range(url: str, start: int, end: int, strict: bool, top: int = RANGE_LEVELS) -> RangeScan:
+    """Read and check entries ``[start, end)`` and their tree nodes from the database at
+    ``url`` (runs in a worker process; ``start`` is a multiple of 2**RANGE_LEVELS)."""
+    engine = _worker_engine(url)
+    with engine.connect() as conn:
+        rows: list[EntryRow] = [
+            (s, t, a, g, c, d, o, bytes(b))
+            for s, t, a, g, c, d, o, b in conn.execute(
+                text(
+                    "SELECT seq, time_us, actor, agency, action, dsa_id, outcome, body "
+                    "FROM audit_entries WHERE seq >= :a AND seq < :b ORDER BY seq"
+                ),
+                {"a": start, "b": end},
+            )
+        ]
+        seqs = [row[0] for row in rows]
+        if seqs != list(range(start, end)):
+            at = next((i for i, s in enumerate(seqs) if s != start + i), len(seqs))
+            missing = Problem("entry", f"entry {start + at} is missing", start + at)
+            return RangeScan(start, end, [], 0, missing)
+        leaves, message = _scan(rows, strict)
+        if message is not None:
+            return RangeScan(start, end, [], 0, Problem("entry", message, start + len(leaves)))
+        levels = [leaves]
+        sha256 = hashlib.sha256
+        for _ in range(top):
+            lower = levels[-1]
+            if len(lower) < 2:
+                break
+            levels.append(
+                [
+                    sha256(b"\x01" + lower[2 * k] + lower[2 * k + 1]).digest()
+                    for k in range(len(lower) // 2)
+                ]
+            )
+        checked = 0
+        for level, expected in enumerate(levels):
+            first = start >> level
+            stored = conn.execute(
+                text(
+                    "SELECT idx, hash FROM audit_nodes "
+                    "WHERE level = :l AND idx >= :a AND idx < :b ORDER BY idx"
+                ),
+                {"l": level, "a": first, "b": first + len(expected)},
+            ).all()
+            for i, (idx, value) in enumerate(stored):
+                if idx != first + i:
+                    break
+                if bytes(value) != expected[i]:
+                    if level == 0:
+                        what = (
+                            f"entry {idx} was altered: its bytes no longer hash to its stored leaf"
+                        )
+                        return RangeScan(start, end, [], 0, Problem("entry", what, idx))
+                    what = f"tree node ({level}, {idx}) differs from the recomputed tree"
+                    return RangeScan(start, end, [], 0, Problem("node", what))
+            if len(stored) != len(expected) or any(
+                idx != first + i for i, (idx, _) in enumerate(stored)
+            ):
+                what = f"tree nodes of level {level} are missing for entries {start}..{end - 1}"
+                return RangeScan(start, end, [], 0, Problem("node", what))
+            checked += len(stored)
+    return RangeScan(start, end, levels, checked, None)
+
+
+def _scan_ranges(
+    url: str, count: int, strict: bool, workers: int | None, top: int
+) -> Iterator[RangeScan]:
+    span = 1 << top
+    bounds = [(a, min(a + span, count)) for a in range(0, count, span)]
+    procs = (os.cpu_count() or 1) if workers is None else workers
+    if len(bounds) < 2 or procs <= 1:
+        try:
+            for a, b in bounds:
+                yield scan_range(url, a, b, strict, top)
+        finally:  # in this process: do not keep the connection past this check
+            engine = _WORKER_ENGINES.pop(url, None)
+            if engine is not None:
+                engine.dispose()
+        return
+    with ProcessPoolExecutor(max_workers=procs) as pool:
+        in_flight: deque[Future[RangeScan]] = deque()
+        for a, b in bounds:
+            in_flight.append(pool.submit(scan_range, url, a, b, strict, top))
+            if len(in_flight) > 2 * procs:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()

@@ -25,10 +25,11 @@ import json
 import os
 import re
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from audit import store
 from audit.entry import decode
@@ -36,9 +37,9 @@ from audit.errors import AuditError, LogStateError, StoreError
 from audit.log import stored_fields
 from audit.logcheck import EntryRow, Tree
 from audit.merkle import consistency_ranges, leaf_hash
-from audit.note import Note, parse_note
+from audit.note import Note, parse_note, parse_signature_line
 
-__all__ = ["EXPORT_FORMAT", "DatabaseSource", "ExportSource", "write_export"]
+__all__ = ["EXPORT_FORMAT", "DatabaseSource", "ExportSource", "HubSource", "write_export"]
 
 EXPORT_FORMAT = "pprl-audit-export/1"
 _CHECKPOINT_NAME = re.compile(r"(0|[1-9][0-9]*)\.checkpoint")
@@ -78,6 +79,27 @@ class DatabaseSource:
 
     def nodes(self) -> Iterator[tuple[int, int, bytes]] | None:
         return self._nodes()
+
+    def worker_url(self) -> str | None:
+        """The URL worker processes open to read ranges themselves (holds the password:
+        passed to child processes only, never printed)."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    def entry_total(self) -> int:
+        with self.engine.connect() as conn:
+            return store.entry_count(conn)
+
+    def node_total(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM audit_nodes")).scalar_one())
+
+    def nodes_above(self, level: int) -> Iterator[tuple[int, int, bytes]]:
+        query = text(
+            "SELECT level, idx, hash FROM audit_nodes WHERE level > :l ORDER BY level, idx"
+        )
+        with self.engine.connect() as conn:
+            for lv, idx, value in conn.execute(query, {"l": level}):
+                yield int(lv), int(idx), bytes(value)
 
     def _nodes(self) -> Iterator[tuple[int, int, bytes]]:
         query = "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx"
@@ -257,3 +279,109 @@ def write_export(engine: Engine, directory: Path, origin: str, log_vkey: str) ->
             os.close(fd)
     os.replace(staging, directory)
     return manifest
+
+
+class HubSource:
+    """A log read from a running hub's audit API, as an auditor (a bearer token with the
+    ``auditor`` role). Entries are read up to the newest checkpoint fetched first, so a log
+    that grows during verification is checked as of that checkpoint. The hub does not
+    serve its tree nodes: the tree is recomputed from the entries alone."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.description = f"hub {self.base_url}"
+        self._token = token
+        self._timeout = timeout
+        self._checkpoints: list[store.StoredCheckpoint] | None = None
+        self._cosignatures: list[store.StoredCosignature] = []
+
+    def get(self, path: str, **params: object) -> bytes:
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._token}"})
+        return self._send(request)
+
+    def post(self, path: str, doc: object) -> bytes:
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.base_url}{path}",
+            data=json.dumps(doc).encode("utf-8"),
+            method="POST",
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+        )
+        return self._send(request)
+
+    def _send(self, request: urllib.request.Request) -> bytes:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                body: bytes = response.read()
+                return body
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read())["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = exc.reason
+            raise StoreError(f"the hub answered {exc.code}: {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise StoreError(f"cannot reach the hub at {self.base_url}: {exc}") from None
+
+    def checkpoints(self) -> list[store.StoredCheckpoint]:
+        if self._checkpoints is None:
+            found: list[store.StoredCheckpoint] = []
+            after: int | None = 0
+            while after is not None:
+                page = json.loads(self.get("/v1/audit/checkpoints", after=after, limit=10_000))
+                for cp in page["checkpoints"]:
+                    size = int(cp["size"])
+                    found.append(store.StoredCheckpoint(size, str(cp["note"]), 0))
+                    for line in cp["cosignatures"]:
+                        sig = parse_signature_line(str(line))
+                        timestamp = int.from_bytes(sig.signature[:_COSIG_PREFIX], "big")
+                        self._cosignatures.append(
+                            store.StoredCosignature(
+                                size, sig.name, sig.key_id, str(line), timestamp, 0
+                            )
+                        )
+                after = page["next_after"]
+            self._checkpoints = found
+        return self._checkpoints
+
+    def cosignatures(self) -> list[store.StoredCosignature]:
+        self.checkpoints()
+        return list(self._cosignatures)
+
+    def entry_chunks(self, size: int) -> Iterator[list[EntryRow]]:
+        cps = self.checkpoints()
+        end = cps[-1].size if cps else 0
+        seq = 0
+        while seq < end:
+            limit = min(size, 10_000, end - seq)
+            body = self.get("/v1/audit/entries.jsonl", after=seq, limit=limit)
+            lines = body.split(b"\n")[:-1]
+            if not lines:
+                raise StoreError(f"the hub returned no entries from {seq}, below size {end}")
+            chunk: list[EntryRow] = []
+            for line in lines:
+                chunk.append((seq, None, None, None, None, None, None, line))
+                seq += 1
+            yield chunk
+
+    def entries(self) -> Iterator[store.StoredEntry]:
+        for chunk in self.entry_chunks(10_000):
+            for row in chunk:
+                try:
+                    entry = decode(row[7])
+                except AuditError as exc:
+                    raise StoreError(f"entry {row[0]} from the hub: {exc}") from None
+                yield stored_fields(entry, row[7])
+
+    def nodes(self) -> Iterator[tuple[int, int, bytes]] | None:
+        return None

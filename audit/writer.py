@@ -14,7 +14,7 @@ the writer goes on with the next batch. ``close`` drains what is queued, then st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from audit.entry import AuditEntry
@@ -24,16 +24,28 @@ from audit.log import Receipt
 __all__ = ["BatchingWriter"]
 
 AppendFn = Callable[[Sequence[AuditEntry]], list[Receipt]]
+AsyncAppendFn = Callable[[Sequence[AuditEntry]], Awaitable[list[Receipt]]]
 _Item = tuple[AuditEntry, "asyncio.Future[Receipt]"]
 
 
 class BatchingWriter:
     """Batches ``submit``ted entries into calls of ``append`` (normally ``AuditLog.append``)."""
 
-    def __init__(self, append: AppendFn, *, max_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        append: AppendFn | None = None,
+        *,
+        async_append: AsyncAppendFn | None = None,
+        max_batch: int = 1000,
+    ) -> None:
+        """Give ``append`` (blocking; run on the writer's own thread) or ``async_append``
+        (a coroutine function, awaited on the event loop: the hub's async database)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if (append is None) == (async_append is None):
+            raise ValueError("give exactly one of append and async_append")
         self._append = append
+        self._async_append = async_append
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -87,7 +99,11 @@ class BatchingWriter:
                 batch.append(item)
             drafts = [entry for entry, _ in batch]
             try:
-                receipts = await loop.run_in_executor(self._executor, self._append, drafts)
+                if self._async_append is not None:
+                    receipts = await self._async_append(drafts)
+                else:
+                    assert self._append is not None
+                    receipts = await loop.run_in_executor(self._executor, self._append, drafts)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
                 for _, future in batch:
                     if not future.done():

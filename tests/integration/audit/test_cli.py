@@ -181,6 +181,8 @@ def test_rolled_back_log_is_caught_by_monitor_and_refused_by_witness(
     # The operator restores the old database (size 8) and appends different entries;
     # whoever holds the key signs new checkpoints over the rewritten history.
     shutil.copy(tmp_path / "old.sqlite", db)
+    for suffix in ("-wal", "-shm"):  # a restore replaces the whole database, WAL included
+        Path(db + suffix).unlink(missing_ok=True)
     code, _, err = run(
         capsys, "monitor", "--db", db, "--log-key", pub, "--state", str(monitor_state)
     )
@@ -204,8 +206,8 @@ def test_rolled_back_log_is_caught_by_monitor_and_refused_by_witness(
     )
     assert code == EXIT_FAILED and "REFUSED TO CO-SIGN" in err and "INCONSISTENT" in err
     # The rewritten log is internally consistent, so only those who remembered notice.
-    code, _, _ = run(capsys, "verify", "--db", db, "--log-key", pub)
-    assert code == EXIT_OK
+    code, _, err = run(capsys, "verify", "--db", db, "--log-key", pub)
+    assert code == EXIT_OK, err
 
 
 def test_monitor_advances_and_requires_witnesses(
@@ -324,7 +326,10 @@ def test_usage_errors_change_nothing(
     assert code == EXIT_USAGE and "--log-key" in err
     code, _, err = run(capsys, "verify", "--db", missing, "--log-key", "not a key")
     assert code == EXIT_USAGE
-    code, _, err = run(
-        capsys, "verify", "--hub", "http://127.0.0.1:1", "--log-key", str(keys["pub"])
-    )
-    assert code == EXIT_USAGE and "not built yet" in err
+    hub = ("verify", "--hub", "http://127.0.0.1:1", "--log-key", str(keys["pub"]))
+    code, _, err = run(capsys, *hub)
+    assert code == EXIT_USAGE and "auditor's token" in err
+    token = tmp_path / "token"
+    token.write_text("pph_" + "x" * 43)
+    code, _, err = run(capsys, *hub, "--token-file", str(token))
+    assert code == EXIT_USAGE and "cannot reach the hub" in err

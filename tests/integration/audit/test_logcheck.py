@@ -49,8 +49,8 @@ def test_honest_log_verifies_in_any_chunking(
         key.verifier(),
         ORIGIN,
         workers=workers,
-        chunk=7,
         strict=strict,
+        range_levels=2,
     )
     assert report.ok, report.problem
     assert (report.entries, report.checkpoints, report.consistency_proofs) == (50, 5, 4)
@@ -68,8 +68,8 @@ def test_filter_column_edit_is_named(
         key.verifier(),
         ORIGIN,
         workers=workers,
-        chunk=7,
         strict=strict,
+        range_levels=2,
     )
     assert report.problem is not None
     assert report.problem.entry == 23
@@ -79,7 +79,9 @@ def test_filter_column_edit_is_named(
 def test_deleted_entry_is_named(logged: tuple[str, SigningKey]) -> None:
     db, key = logged
     _sql(db, "DELETE FROM audit_entries WHERE seq = 31")
-    report = check_log(DatabaseSource(open_engine(db)), key.verifier(), ORIGIN, chunk=7, workers=2)
+    report = check_log(
+        DatabaseSource(open_engine(db)), key.verifier(), ORIGIN, workers=2, range_levels=2
+    )
     assert report.problem is not None and report.problem.entry == 31
     assert "missing" in report.problem.message
 
@@ -98,3 +100,19 @@ def test_tree_node_edit_is_named(logged: tuple[str, SigningKey]) -> None:
     report = check_log(DatabaseSource(open_engine(db)), key.verifier(), ORIGIN)
     assert report.problem is not None and report.problem.kind == "node"
     assert "(2, 3)" in report.problem.message
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_export_verifies_in_chunks(
+    logged: tuple[str, SigningKey], workers: int, tmp_path: Path
+) -> None:
+    """The row-reading path (exports and hubs): chunks checked on worker processes."""
+    from audit.sources import ExportSource, write_export
+
+    db, key = logged
+    out = tmp_path / "export"
+    write_export(open_engine(db), out, ORIGIN, key.verifier().to_vkey())
+    source = ExportSource(out, ORIGIN)
+    report = check_log(source, key.verifier(), ORIGIN, workers=workers, chunk=7)
+    assert report.ok, report.problem
+    assert (report.entries, report.checkpoints) == (50, 5)

@@ -1,0 +1,85 @@
+"""``create_app(config)``: the hub's aiohttp application.
+
+Resources live in ``cleanup_ctx``: the database (checked to be at the current migration),
+the audit log (its signing key read from the file the configuration names, checked
+against the stored head) and the audit trail's batching writer. Nothing the hub needs
+between requests lives in process memory: a second ``hub serve`` on the same database
+serves the same state.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from audit.errors import AuditError
+from audit.log import AuditLog
+from audit.note import SigningKey
+from hub.audit_trail import AuditTrail
+from hub.config import HubConfig
+from hub.context import Services
+from hub.errors import ConfigError
+from hub.middlewares import error_middleware, request_id_middleware
+from hub.routes import SERVICES, setup_routes
+from hub.store.db import Store, current_revision, head_revision
+
+__all__ = ["create_app", "load_log_key"]
+
+
+def load_log_key(path: Path, origin: str) -> SigningKey:
+    """The log's signing key from its 0600 file; refuses a key readable by others or
+    named for another origin."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the log signing key {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(f"{path} is readable by other users: chmod 600 it")
+    try:
+        key = SigningKey.from_text(text)
+    except AuditError:
+        raise ConfigError(f"{path} is not a log signing key") from None
+    if key.name != origin:
+        raise ConfigError(f"{path} is the key of log {key.name!r}, not {origin!r}")
+    return key
+
+
+def create_app(config: HubConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware],
+        client_max_size=config.limits.max_chunk_bytes + 64 * 1024,
+    )
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        url = config.database_url()
+        revision = current_revision(url)
+        if revision != head_revision():
+            raise ConfigError(
+                f"the database is at migration {revision}, not {head_revision()}: run `hub migrate`"
+            )
+        key = load_log_key(config.path(config.keys.log_signing_key), config.origin)
+        store = Store(url)
+        log = AuditLog(
+            store.engine.sync_engine,
+            origin=config.origin,
+            log_key=key.verifier(),
+            key=key,
+            trusted_path=config.path(config.keys.log_trusted_head),
+        )
+        trail = AuditTrail(store, log)
+        trail.start()
+        app[SERVICES] = Services(config=config, store=store, trail=trail)
+        try:
+            yield
+        finally:
+            await trail.close()
+            await store.close()
+
+    app.cleanup_ctx.append(resources)
+    setup_routes(app)
+    return app

@@ -1,0 +1,138 @@
+"""What a handler gets: the request, the hub's services, the caller, and audit helpers.
+
+Handlers translate HTTP to domain calls and back; they do not authenticate or check roles
+(``hub.routes`` did that before calling them). Every handler records at least one audit
+entry through ``audit_in`` (inside its write transaction) or ``audit`` (for reads); if it
+does not, the route wrapper records one for it, so no request escapes the log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from audit.entry import Action, AuditEntry, Outcome
+from audit.log import PendingAppend, Receipt
+from hub.audit_trail import AuditTrail
+from hub.auth import Principal
+from hub.config import HubConfig
+from hub.errors import BadRequest, PayloadTooLarge
+from hub.permissions import Role
+from hub.store.db import Store
+
+__all__ = ["Context", "Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The hub's long-lived resources (opened and closed by ``create_app``'s cleanup_ctx)."""
+
+    config: HubConfig
+    store: Store
+    trail: AuditTrail
+    clock: Callable[[], float] = time.time
+
+    def now_us(self) -> int:
+        return int(self.clock() * 1_000_000)
+
+
+@dataclass
+class Context:
+    request: web.Request
+    services: Services
+    action: Action
+    principal: Principal | None = None
+    role: Role | None = None
+    audited: bool = False
+    receipts: list[Receipt] = field(default_factory=list)
+    _pending: list[PendingAppend] = field(default_factory=list)
+
+    @property
+    def source_address(self) -> str | None:
+        return self.request.remote
+
+    def entry(self, outcome: Outcome = "allowed", **fields: Any) -> AuditEntry:
+        """An audit entry for this request; ``fields`` override or add entry fields."""
+        p = self.principal
+        base: dict[str, Any] = {
+            "time": datetime.fromtimestamp(self.services.clock(), tz=UTC),
+            "actor": p.user_id if p is not None else "anonymous",
+            "role": None if self.role is None else str(self.role),
+            "agency": p.agency_id if p is not None else None,
+            "auth_method": p.auth_method if p is not None else None,
+            "source_address": _address(self.source_address),
+            "action": self.action,
+            "outcome": outcome,
+            "resource": self.request.path,
+        }
+        base.update(fields)
+        return AuditEntry(**base)
+
+    async def audit_in(self, conn: AsyncConnection, **fields: Any) -> None:
+        """Record an allowed action in the caller's write transaction."""
+        pending = await self.services.trail.append_in(conn, [self.entry(**fields)])
+        self._pending.append(pending)
+        self.audited = True
+
+    async def audit(self, outcome: Outcome = "allowed", **fields: Any) -> Receipt:
+        """Record an entry on its own (reads, refusals); returns once it is durable."""
+        receipt = await self.services.trail.record(self.entry(outcome, **fields))
+        self.receipts.append(receipt)
+        self.audited = True
+        return receipt
+
+    def settle(self) -> None:
+        """After the handler's transactions committed: acknowledge their entries."""
+        for pending in self._pending:
+            self.receipts.extend(self.services.trail.committed(pending))
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """The handler failed: its transactions rolled back, their entries with them."""
+        self._pending.clear()
+        self.audited = bool(self.receipts)
+
+    async def json_body(
+        self, allowed: frozenset[str], required: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The request's JSON object, refusing unknown or missing fields."""
+        limit = self.services.config.limits.max_json_bytes
+        if self.request.content_length is not None and self.request.content_length > limit:
+            raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+        raw = await self.request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise BadRequest("the body is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise BadRequest("the body must be a JSON object")
+        unknown = sorted(set(doc) - allowed)
+        if unknown:
+            raise BadRequest(f"unknown fields: {', '.join(unknown)}")
+        missing = sorted(required - set(doc))
+        if missing:
+            raise BadRequest(f"missing fields: {', '.join(missing)}")
+        return doc
+
+    def last_entry(self) -> int | None:
+        return self.receipts[-1].sequence if self.receipts else None
+
+
+def _address(remote: str | None) -> str | None:
+    import ipaddress
+
+    if remote is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(remote))
+    except ValueError:
+        return None

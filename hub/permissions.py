@@ -1,0 +1,71 @@
+"""Who may do what: the one table of roles and permissions.
+
+Every endpoint declares one ``Permission`` (``hub.routes``); a request is allowed when one
+of the caller's roles grants it, and for agency-bound permissions only for the caller's own
+agency (checked by the handler against the resource). ``PUBLIC`` endpoints (health) need no
+credentials; ``AUTHENTICATED`` ones any valid token.
+
+Principles the table encodes: admins manage agencies, users, tokens, agreements and
+projects but read no data and no audit log; auditors read the audit log (and co-sign it as
+witnesses) but no data; data officers act only for their own agency; nobody's role lets
+them read another agency's records.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+__all__ = ["AGENCY_BOUND", "ROLE_PERMISSIONS", "Permission", "Role", "roles_granting"]
+
+
+class Role(StrEnum):
+    DATA_OFFICER = "data_officer"
+    ANALYST = "analyst"
+    APPROVER = "approver"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Permission(StrEnum):
+    PUBLIC = "public"
+    AUTHENTICATED = "authenticated"
+    AGENCIES_READ = "agencies:read"
+    AGENCIES_WRITE = "agencies:write"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    TOKENS_WRITE = "tokens:write"
+    AUDIT_READ = "audit:read"
+    AUDIT_WITNESS = "audit:witness"
+
+
+ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
+    Role.ADMIN: frozenset(
+        {
+            Permission.AGENCIES_READ,
+            Permission.AGENCIES_WRITE,
+            Permission.USERS_READ,
+            Permission.USERS_WRITE,
+            Permission.TOKENS_WRITE,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            Permission.AGENCIES_READ,
+            Permission.USERS_READ,
+            Permission.AUDIT_READ,
+            Permission.AUDIT_WITNESS,
+        }
+    ),
+    Role.DATA_OFFICER: frozenset({Permission.AGENCIES_READ}),
+    Role.ANALYST: frozenset({Permission.AGENCIES_READ}),
+    Role.APPROVER: frozenset({Permission.AGENCIES_READ}),
+}
+
+AGENCY_BOUND: Final[frozenset[Permission]] = frozenset()
+"""Permissions that hold only for resources of the caller's own agency."""
+
+
+def roles_granting(permission: Permission) -> frozenset[Role]:
+    """The roles whose holders may use ``permission``."""
+    return frozenset(role for role, perms in ROLE_PERMISSIONS.items() if permission in perms)

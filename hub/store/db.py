@@ -1,0 +1,114 @@
+"""The hub's database: one async SQLAlchemy engine (aiosqlite or asyncpg) and migrations.
+
+``Store.read()`` and ``Store.write()`` hand out connections inside a transaction. Writes
+on SQLite begin with ``BEGIN IMMEDIATE`` (the database's write lock up front, so two
+writers wait for each other instead of failing on a lock upgrade); on PostgreSQL they are
+ordinary transactions. The audit log appends inside the same transaction as the action it
+records (``hub.audit_trail``), so both commit or neither does.
+
+``migrate`` applies the Alembic migrations in ``hub/migrations`` on a synchronous
+connection (pysqlite or psycopg) and is what ``hub migrate`` and ``hub init`` run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from audit.db import configure_sqlite, immediate_options, open_engine
+from hub.errors import ConfigError, ServiceUnavailable
+
+__all__ = ["Store", "async_url", "current_revision", "head_revision", "migrate"]
+
+
+def async_url(url: str) -> str:
+    """The async-driver form of a ``sqlite:///`` or ``postgresql://`` URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ConfigError(f"unsupported database {backend!r}")
+
+
+class Store:
+    """The async engine and the two kinds of transaction the hub uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            configure_sqlite(self.engine.sync_engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a read transaction (rolled back at the end)."""
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction, committed when the block ends normally."""
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**immediate_options())
+                async with conn.begin():
+                    yield conn
+        except (OperationalError, InterfaceError) as exc:
+            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(files("hub") / "migrations"))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(url: str) -> str | None:
+    """The migration the database is at (None: never migrated)."""
+    engine = open_engine(url, create=False)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def migrate(url: str, *, create: bool = False) -> tuple[str | None, str]:
+    """Apply every pending migration; returns (revision before, revision after)."""
+    engine = open_engine(url, create=create)
+    try:
+        with engine.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+        with engine.begin() as conn:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return before, head_revision()
+    except SQLAlchemyError as exc:
+        raise ConfigError(f"migration failed: {exc}") from None
+    finally:
+        engine.dispose()
