@@ -61,6 +61,7 @@ __all__ = [
     "decode",
     "encode",
     "leaf_data",
+    "parse_time",
     "with_sequence",
 ]
 
@@ -273,7 +274,8 @@ def _format_time(t: datetime) -> str:
     )
 
 
-def _parse_time(value: object) -> datetime:
+def parse_time(value: object) -> datetime:
+    """An entry's ``time`` text (the canonical RFC 3339 form) as a UTC datetime."""
     if not isinstance(value, str) or not _TIME.fullmatch(value):
         raise EntryError("time must be RFC 3339 UTC with six fractional digits and 'Z'")
     try:  # the pattern fixed every position; slicing is 30x faster than strptime
@@ -329,7 +331,7 @@ def decode(data: bytes) -> AuditEntry:
     missing = sorted(_REQUIRED - set(doc))
     if missing:
         raise EntryError(f"missing keys {missing}")
-    doc["time"] = _parse_time(doc["time"])
+    doc["time"] = parse_time(doc["time"])
     for name in _TUPLE_FIELDS & set(doc):
         if not isinstance(doc[name], list):
             raise EntryError(f"{name} must be an array")

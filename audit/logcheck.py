@@ -31,7 +31,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import NoReturn, Protocol, runtime_checkable
 
 from sqlalchemy import Engine, text
@@ -39,7 +38,7 @@ from sqlalchemy import Engine, text
 from audit import store
 from audit.checkpoint import Checkpoint, open_checkpoint, verify_cosignature
 from audit.db import open_engine
-from audit.entry import ENCODING_VERSION, decode
+from audit.entry import ENCODING_VERSION, decode, parse_time
 from audit.errors import AuditError
 from audit.merkle import (
     EMPTY_ROOT,
@@ -217,22 +216,10 @@ def _open_checkpoints(
 
 def _time_us(value: object) -> int | None:
     """Microseconds since the epoch of an entry's ``time`` text; None if malformed."""
-    if not isinstance(value, str) or len(value) != 27 or value[-1] != "Z":
-        return None
     try:
-        t = datetime(
-            int(value[0:4]),
-            int(value[5:7]),
-            int(value[8:10]),
-            int(value[11:13]),
-            int(value[14:16]),
-            int(value[17:19]),
-            int(value[20:26]),
-            tzinfo=UTC,
-        )
-    except ValueError:
+        return store.time_to_us(parse_time(value))
+    except AuditError:
         return None
-    return store.time_to_us(t)
 
 
 def _row_problem(row: EntryRow, strict: bool) -> str | None:

@@ -9,23 +9,28 @@ serves the same state.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import select
 
 from audit.errors import AuditError
 from audit.log import AuditLog
 from audit.note import SigningKey
 from hub.audit_trail import AuditTrail
+from hub.cipher import CipherError, MasterKey
 from hub.config import HubConfig
 from hub.context import Services
+from hub.datastore import DataStore
 from hub.errors import ConfigError
 from hub.middlewares import error_middleware, request_id_middleware
 from hub.routes import SERVICES, setup_routes
 from hub.store.db import Store, current_revision, head_revision
+from hub.store.schema import dataset_versions, upload_sessions
 
 __all__ = ["create_app", "load_log_key"]
 
@@ -47,6 +52,36 @@ def load_log_key(path: Path, origin: str) -> SigningKey:
     if key.name != origin:
         raise ConfigError(f"{path} is the key of log {key.name!r}, not {origin!r}")
     return key
+
+
+def _master_key(config: HubConfig) -> MasterKey:
+    try:
+        return MasterKey.load(config.path(config.keys.master_key))
+    except CipherError as exc:
+        raise ConfigError(f"the master key: {exc}") from None
+
+
+async def _sweep(store: Store, datastore: DataStore) -> None:
+    """Remove what a crash left in the data directory (see ``DataStore.sweep``)."""
+    async with store.read() as conn:
+        live = set(
+            (
+                await conn.scalars(
+                    select(dataset_versions.c.id).where(dataset_versions.c.erased_us.is_(None))
+                )
+            ).all()
+        )
+        open_sessions = set(
+            (
+                await conn.scalars(
+                    select(upload_sessions.c.id).where(upload_sessions.c.status == "open")
+                )
+            ).all()
+        )
+    # A dataset file being committed right now by another hub process belongs to an open
+    # session (its version id is derived from the session id): keep it.
+    live |= {"dv_" + s.removeprefix("up_") for s in open_sessions}
+    await asyncio.to_thread(datastore.sweep, live, open_sessions)
 
 
 def create_app(config: HubConfig) -> web.Application:
@@ -72,8 +107,10 @@ def create_app(config: HubConfig) -> web.Application:
             trusted_path=config.path(config.keys.log_trusted_head),
         )
         trail = AuditTrail(store, log)
+        datastore = DataStore(config.data_dir, _master_key(config))
+        await _sweep(store, datastore)
         trail.start()
-        app[SERVICES] = Services(config=config, store=store, trail=trail)
+        app[SERVICES] = Services(config=config, store=store, trail=trail, datastore=datastore)
         try:
             yield
         finally:

@@ -23,6 +23,7 @@ from audit.log import PendingAppend, Receipt
 from hub.audit_trail import AuditTrail
 from hub.auth import Principal
 from hub.config import HubConfig
+from hub.datastore import DataStore
 from hub.errors import BadRequest, PayloadTooLarge
 from hub.permissions import Role
 from hub.store.db import Store
@@ -37,6 +38,7 @@ class Services:
     config: HubConfig
     store: Store
     trail: AuditTrail
+    datastore: DataStore
     clock: Callable[[], float] = time.time
 
     def now_us(self) -> int:

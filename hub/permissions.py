@@ -35,6 +35,13 @@ class Permission(StrEnum):
     USERS_READ = "users:read"
     USERS_WRITE = "users:write"
     TOKENS_WRITE = "tokens:write"
+    AGREEMENTS_READ = "agreements:read"
+    AGREEMENTS_WRITE = "agreements:write"
+    PROJECTS_READ = "projects:read"
+    PROJECTS_WRITE = "projects:write"
+    DATASETS_UPLOAD = "datasets:upload"
+    DATASETS_READ = "datasets:read"
+    DATASETS_ERASE = "datasets:erase"
     AUDIT_READ = "audit:read"
     AUDIT_WITNESS = "audit:witness"
 
@@ -47,6 +54,10 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
             Permission.USERS_READ,
             Permission.USERS_WRITE,
             Permission.TOKENS_WRITE,
+            Permission.AGREEMENTS_READ,
+            Permission.AGREEMENTS_WRITE,
+            Permission.PROJECTS_READ,
+            Permission.PROJECTS_WRITE,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -55,14 +66,36 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
             Permission.USERS_READ,
             Permission.AUDIT_READ,
             Permission.AUDIT_WITNESS,
+            Permission.AGREEMENTS_READ,
+            Permission.PROJECTS_READ,
         }
     ),
-    Role.DATA_OFFICER: frozenset({Permission.AGENCIES_READ}),
-    Role.ANALYST: frozenset({Permission.AGENCIES_READ}),
-    Role.APPROVER: frozenset({Permission.AGENCIES_READ}),
+    Role.DATA_OFFICER: frozenset(
+        {
+            Permission.AGENCIES_READ,
+            Permission.AGREEMENTS_READ,
+            Permission.PROJECTS_READ,
+            Permission.DATASETS_UPLOAD,
+            Permission.DATASETS_READ,
+            Permission.DATASETS_ERASE,
+        }
+    ),
+    Role.ANALYST: frozenset(
+        {
+            Permission.AGENCIES_READ,
+            Permission.AGREEMENTS_READ,
+            Permission.PROJECTS_READ,
+            Permission.DATASETS_READ,
+        }
+    ),
+    Role.APPROVER: frozenset(
+        {Permission.AGENCIES_READ, Permission.AGREEMENTS_READ, Permission.PROJECTS_READ}
+    ),
 }
 
-AGENCY_BOUND: Final[frozenset[Permission]] = frozenset()
+AGENCY_BOUND: Final[frozenset[Permission]] = frozenset(
+    {Permission.DATASETS_UPLOAD, Permission.DATASETS_ERASE}
+)
 """Permissions that hold only for resources of the caller's own agency."""
 
 

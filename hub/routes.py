@@ -26,7 +26,7 @@ from audit.entry import Action, Outcome
 from hub.auth import Principal, authenticate, parse_bearer
 from hub.context import Context, Services
 from hub.errors import Forbidden, HubError, Unauthenticated
-from hub.handlers import audit_api, health, identity
+from hub.handlers import agreements, audit_api, health, identity, uploads
 from hub.permissions import Permission
 
 __all__ = ["ROUTES", "SERVICES", "Route", "guard", "setup_routes"]
@@ -89,6 +89,102 @@ ROUTES: tuple[Route, ...] = (
         Permission.TOKENS_WRITE,
         "token-revoke",
         "revoke an API token",
+    ),
+    Route(
+        "GET",
+        "/v1/agreements",
+        agreements.list_agreements,
+        Permission.AGREEMENTS_READ,
+        "view",
+        "list data sharing agreements (newest versions)",
+    ),
+    Route(
+        "POST",
+        "/v1/agreements",
+        agreements.create_agreement,
+        Permission.AGREEMENTS_WRITE,
+        "agreement-change",
+        "register a data sharing agreement",
+    ),
+    Route(
+        "GET",
+        "/v1/agreements/{agreement_id}",
+        agreements.show_agreement,
+        Permission.AGREEMENTS_READ,
+        "view",
+        "an agreement and its version history",
+    ),
+    Route(
+        "PUT",
+        "/v1/agreements/{agreement_id}",
+        agreements.revise_agreement,
+        Permission.AGREEMENTS_WRITE,
+        "agreement-change",
+        "a new version of an agreement",
+    ),
+    Route(
+        "GET",
+        "/v1/projects",
+        agreements.list_projects,
+        Permission.PROJECTS_READ,
+        "view",
+        "list linkage projects",
+    ),
+    Route(
+        "POST",
+        "/v1/projects",
+        agreements.create_project,
+        Permission.PROJECTS_WRITE,
+        "config-change",
+        "register a linkage project under an agreement",
+    ),
+    Route(
+        "POST",
+        "/v1/projects/{project_id}/uploads",
+        uploads.create_upload,
+        Permission.DATASETS_UPLOAD,
+        "upload",
+        "open an upload for your agency",
+    ),
+    Route(
+        "GET",
+        "/v1/uploads/{upload_id}",
+        uploads.upload_status,
+        Permission.DATASETS_UPLOAD,
+        "view",
+        "an upload's progress",
+    ),
+    Route(
+        "PUT",
+        "/v1/uploads/{upload_id}/chunks/{index}",
+        uploads.put_chunk,
+        Permission.DATASETS_UPLOAD,
+        "upload",
+        "send one chunk of an upload",
+    ),
+    Route(
+        "POST",
+        "/v1/uploads/{upload_id}/commit",
+        uploads.commit_upload,
+        Permission.DATASETS_UPLOAD,
+        "upload",
+        "validate and publish an upload",
+    ),
+    Route(
+        "GET",
+        "/v1/projects/{project_id}/datasets",
+        uploads.list_datasets,
+        Permission.DATASETS_READ,
+        "view",
+        "a project's dataset versions",
+    ),
+    Route(
+        "DELETE",
+        "/v1/datasets/{dataset_id}",
+        uploads.erase_dataset,
+        Permission.DATASETS_ERASE,
+        "erase",
+        "erase a dataset version (crypto-shred)",
     ),
     Route(
         "GET",

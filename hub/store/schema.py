@@ -14,15 +14,28 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
-__all__ = ["agencies", "metadata", "tokens", "user_roles", "users"]
+__all__ = [
+    "agencies",
+    "agreement_versions",
+    "dataset_versions",
+    "metadata",
+    "projects",
+    "tokens",
+    "upload_chunks",
+    "upload_sessions",
+    "user_roles",
+    "users",
+]
 
 metadata = MetaData()
 
@@ -63,4 +76,80 @@ tokens = Table(
     Column("expires_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger),
     Index("tokens_user", "user_id"),
+)
+
+agreement_versions = Table(
+    "agreement_versions",
+    metadata,
+    Column("agreement_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    PrimaryKeyConstraint("agreement_id", "version", name="agreement_versions_pk"),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("agreement_id", String(64), nullable=False),
+    Column("schema_id", String(64), nullable=False),
+    Column("schema_hash", String(64), nullable=False),
+    Column("key_check_value", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+upload_sessions = Table(
+    "upload_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("agency_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("chunk_size", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+)
+
+upload_chunks = Table(
+    "upload_chunks",
+    metadata,
+    Column("session_id", String(64), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    PrimaryKeyConstraint("session_id", "idx", name="upload_chunks_pk"),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("agency_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("upload_session_id", String(64), nullable=False, unique=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("columns", Text, nullable=False),
+    Column("schema_hash", String(64), nullable=False),
+    Column("key_check_value", String(16), nullable=False),
+    Column("agreement_id", String(64), nullable=False),
+    Column("agreement_version", Integer, nullable=False),
+    Column("wrapped_key", LargeBinary),
+    Column("created_us", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("erased_us", BigInteger),
+    Column("erased_by", String(64)),
+    UniqueConstraint("project_id", "agency_id", "version", name="dataset_versions_number"),
 )

@@ -82,11 +82,12 @@ def _init(data_dir: Path, database: str) -> dict[str, Any]:
     return made
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], data_dir: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"hub serve exited: {proc.stderr.read() if proc.stderr else ''}")
+            log = data_dir.parent / "hub-serve.log"
+            raise AssertionError(f"hub serve exited: {log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
                 if response.status == 200:
@@ -99,15 +100,18 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 def start_hub(data_dir: Path, made: dict[str, Any]) -> RunningHub:
     port = free_port()
+    # The hub's logs go to a file: a pipe nobody reads would fill up and stall the server.
+    log = (data_dir.parent / "hub-serve.log").open("ab")
     proc = subprocess.Popen(
         [*HUB, "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, proc)
+    _wait_ready(url, proc, data_dir)
     return RunningHub(data_dir, url, made["admin"]["token"], made["log_public_key"], proc)
 
 

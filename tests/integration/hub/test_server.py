@@ -77,11 +77,10 @@ def test_bad_requests_get_clear_errors_and_change_nothing(hub: RunningHub) -> No
 
 
 def _request_for(route_path: str) -> str:
-    return (
-        route_path.replace("{user_id}", "u_nobody")
-        .replace("{token_id}", "tok_none")
-        .replace("{index}", "0")
-    )
+    """A concrete path for a route: every {placeholder} becomes a plausible missing id."""
+    import re
+
+    return re.sub(r"\{index\}", "0", re.sub(r"\{(?!index)[a-z_]+\}", "none-such", route_path))
 
 
 def test_authorisation_matrix(hub: RunningHub) -> None:

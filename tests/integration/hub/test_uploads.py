@@ -1,0 +1,309 @@
+"""Uploads on a real hub (SQLite and PostgreSQL): a multi-chunk upload of a real encoded
+file, resumable and idempotent; every kind of bad input refused with nothing left behind;
+erasure by crypto-shredding; and no plaintext identifier anywhere in the hub's state."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from connectors.cli import main as connector
+from connectors.synth import synthesise
+from tests.conftest import REPO
+from tests.integration.hub.conftest import RunningHub, _init, start_hub, stop_hub
+
+CHUNK = 16_384
+AGENCY = "ae-cardiff"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    path: Path
+    exports: Path
+    meta: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory: pytest.TempPathFactory) -> Encoded:
+    root = tmp_path_factory.mktemp("upload-data")
+    synthesise(400, 9, root / "exports")
+    assert connector(["keygen", "--out", str(root / "project.key")]) == 0
+    assert connector(["keygen", "--record-key", "--out", str(root / "ae-record.key")]) == 0
+    out = root / "ae.parquet"
+    assert connector(
+        [
+            "pseudonymise",
+            "--mapping", str(REPO / "config" / "mappings" / "ae.toml"),
+            "--schema", str(REPO / "config" / "encoding" / "v2.toml"),
+            "--key", str(root / "project.key"),
+            "--record-key", str(root / "ae-record.key"),
+            "--input", str(root / "exports" / "ae_attendances.csv"),
+            "--output", str(out),
+            "--quiet",
+        ]
+    ) == 0  # fmt: skip
+    meta = json.loads(pq.read_metadata(out).metadata[b"pprl"])
+    assert out.stat().st_size > 2 * CHUNK
+    return Encoded(out, root / "exports", meta)
+
+
+@pytest.fixture
+def project_hub(
+    database_url: str, tmp_path: Path, encoded: Encoded
+) -> Iterator[tuple[RunningHub, str]]:
+    """A hub with small chunks, two agencies, an agreement in force and a project; yields
+    the hub and an A&E data officer's token."""
+    data_dir = tmp_path / "hub"
+    made = _init(data_dir, database_url if "://" in database_url else "sqlite")
+    config = data_dir / "hub.toml"
+    config.write_text(
+        config.read_text().replace("max_chunk_bytes = 8388608", f"max_chunk_bytes = {CHUNK}")
+    )
+    hub = start_hub(data_dir, made)
+    try:
+        admin = hub.admin_token
+        for agency in (AGENCY, "police-sw"):
+            assert hub.call("POST", "/v1/agencies", admin, {"id": agency, "name": agency})[0] == 201
+        fields = [a["name"] for a in encoded.meta["attributes"]]
+        dsa = {
+            "id": "dsa-1",
+            "title": "A&E and police",
+            "purpose": "violence reduction",
+            "status": "active",
+            "parties": [
+                {"agency": AGENCY, "lawful_basis": "UK GDPR 6(1)(e)", "fields": fields},
+                {"agency": "police-sw", "lawful_basis": "DPA 2018 Part 3", "fields": []},
+            ],
+            "retention_days": 365,
+            "review_date": "2099-01-01",
+        }
+        assert hub.call("POST", "/v1/agreements", admin, dsa)[0] == 201
+        project = {
+            "id": "proj-1",
+            "name": "Project 1",
+            "agreement": "dsa-1",
+            "schema_id": encoded.meta["schema"]["id"],
+            "schema_hash": encoded.meta["schema"]["hash"],
+            "key_check_value": encoded.meta["key_check_value"],
+        }
+        assert hub.call("POST", "/v1/projects", admin, project)[0] == 201
+        officer = hub.token_for("Dee Officer", ["data_officer"], agency=AGENCY)
+        yield hub, officer
+    finally:
+        stop_hub(hub)
+
+
+def _put(
+    hub: RunningHub, token: str, session: str, index: int, data: bytes, digest: str | None = None
+) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"{hub.url}/v1/uploads/{session}/chunks/{index}", data=data, method="PUT"
+    )
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("X-Chunk-SHA256", digest or hashlib.sha256(data).hexdigest())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _upload(hub: RunningHub, token: str, data: bytes) -> tuple[str, int, Any]:
+    status, session = hub.call(
+        "POST", "/v1/projects/proj-1/uploads", token,
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )  # fmt: skip
+    assert status == 201, session
+    size = session["chunk_size"]
+    for i in range(session["chunk_count"]):
+        status, _ = _put(hub, token, session["id"], i, data[i * size : (i + 1) * size])
+        assert status == 200
+    status, body = hub.call("POST", f"/v1/uploads/{session['id']}/commit", token)
+    return session["id"], status, body
+
+
+def _dataset_files(hub: RunningHub) -> list[Path]:
+    return sorted((hub.data_dir / "datasets").iterdir())
+
+
+def test_chunked_upload_commit_is_idempotent_and_encrypted(
+    project_hub: tuple[RunningHub, str], encoded: Encoded
+) -> None:
+    hub, officer = project_hub
+    data = encoded.path.read_bytes()
+    status, session = hub.call(
+        "POST", "/v1/projects/proj-1/uploads", officer,
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )  # fmt: skip
+    assert status == 201 and session["chunk_count"] == -(-len(data) // CHUNK)
+    sid = session["id"]
+    for i in reversed(range(session["chunk_count"])):  # any order, and one chunk sent twice
+        assert _put(hub, officer, sid, i, data[i * CHUNK : (i + 1) * CHUNK])[0] == 200
+    status, again = _put(hub, officer, sid, 0, data[:CHUNK])
+    assert status == 200 and again["stored"] is False
+    assert _put(hub, officer, sid, 0, b"x" * CHUNK)[0] == 409
+    status, state = hub.call("GET", f"/v1/uploads/{sid}", officer)
+    assert state["received"] == list(range(session["chunk_count"]))
+    status, version = hub.call("POST", f"/v1/uploads/{sid}/commit", officer)
+    assert status == 201 and version["rows"] == encoded.meta["row_count"]
+    assert isinstance(version["audit_entry"], int)
+    status, same = hub.call("POST", f"/v1/uploads/{sid}/commit", officer)
+    assert status == 200 and same["id"] == version["id"]
+    files = _dataset_files(hub)
+    assert len(files) == 1 and not files[0].read_bytes().startswith(b"PAR1")
+    assert not (hub.data_dir / "uploads" / sid).exists()
+    status, listed = hub.call("GET", "/v1/projects/proj-1/datasets", officer)
+    assert [d["id"] for d in listed["datasets"]] == [version["id"]]
+
+
+def _variant(encoded: Encoded, tmp: Path, table_fn: Any = None, meta_fn: Any = None) -> bytes:
+    table = pq.read_table(encoded.path)
+    meta = dict(encoded.meta)
+    if table_fn:
+        table = table_fn(table)
+    if meta_fn:
+        meta_fn(meta)
+    out = tmp / "variant.parquet"
+    with pq.ParquetWriter(out, table.schema) as writer:
+        writer.add_key_value_metadata({"pprl": json.dumps(meta)})
+        writer.write_table(table)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["truncated", "key_check_value", "schema_hash", "plaintext_column"],
+)
+def test_bad_files_are_refused_and_leave_nothing(
+    project_hub: tuple[RunningHub, str], encoded: Encoded, tmp_path: Path, case: str
+) -> None:
+    hub, officer = project_hub
+    if case == "truncated":
+        data = encoded.path.read_bytes()[: -3 * CHUNK // 2]
+    elif case == "plaintext_column":
+        data = _variant(
+            encoded,
+            tmp_path,
+            table_fn=lambda t: t.append_column("surname", pa.array(["X"] * t.num_rows)),
+        )
+    else:
+        data = _variant(
+            encoded,
+            tmp_path,
+            meta_fn=lambda m: m.update(
+                {case: "0" * 16}
+                if case == "key_check_value"
+                else {"schema": {**m["schema"], "hash": "0" * 64}}
+            ),
+        )
+    sid, status, err = _upload(hub, officer, data)
+    assert status == 422, err
+    assert _dataset_files(hub) == []
+    assert not (hub.data_dir / "uploads" / sid).exists()
+    assert list((hub.data_dir / "tmp").iterdir()) == []
+    status, listed = hub.call("GET", "/v1/projects/proj-1/datasets", officer)
+    assert listed["datasets"] == []
+    status, state = hub.call("GET", f"/v1/uploads/{sid}", officer)
+    assert state["status"] == "rejected"
+
+
+def test_bad_requests_get_clear_errors(project_hub: tuple[RunningHub, str]) -> None:
+    hub, officer = project_hub
+    assert hub.call("POST", "/v1/projects/proj-1/uploads", officer, raw=b"{nope")[0] == 400
+    assert hub.call("POST", "/v1/projects/proj-1/uploads", officer, {"size": 10})[0] == 400
+    assert (
+        hub.call(
+            "POST", "/v1/projects/proj-1/uploads", officer, {"size": 10, "sha256": "0" * 64, "x": 1}
+        )[0]
+        == 400
+    )
+    assert (
+        hub.call(
+            "POST", "/v1/projects/proj-1/uploads", officer, {"size": 2**50, "sha256": "0" * 64}
+        )[0]
+        == 413
+    )
+    _, session = hub.call(
+        "POST", "/v1/projects/proj-1/uploads", officer, {"size": 10, "sha256": "0" * 64}
+    )
+    sid = session["id"]
+    assert _put(hub, officer, sid, 0, b"0123456789", "f" * 64)[0] == 400  # wrong hash
+    assert _put(hub, officer, sid, 0, b"012345678")[0] == 400  # wrong length
+    assert _put(hub, officer, sid, 5, b"0123456789")[0] == 400  # no such chunk
+    assert hub.call("POST", f"/v1/uploads/{sid}/commit", officer)[0] == 409  # incomplete
+    analyst = hub.token_for("Ana", ["analyst"])
+    assert (
+        hub.call("POST", "/v1/projects/proj-1/uploads", analyst, {"size": 10, "sha256": "0" * 64})[
+            0
+        ]
+        == 403
+    )
+    police = hub.token_for("Pat", ["data_officer"], agency="police-sw")
+    assert hub.call("GET", f"/v1/uploads/{sid}", police)[0] == 404  # not theirs
+
+
+def test_erasure_crypto_shreds(project_hub: tuple[RunningHub, str], encoded: Encoded) -> None:
+    hub, officer = project_hub
+    _, status, version = _upload(hub, officer, encoded.path.read_bytes())
+    assert status == 201
+    police = hub.token_for("Pat", ["data_officer"], agency="police-sw")
+    assert hub.call("DELETE", f"/v1/datasets/{version['id']}", police)[0] == 404
+    status, body = hub.call("DELETE", f"/v1/datasets/{version['id']}", officer)
+    assert status == 200 and body["erased"]
+    assert _dataset_files(hub) == []
+    assert hub.call("DELETE", f"/v1/datasets/{version['id']}", officer)[0] == 410
+    status, listed = hub.call("GET", "/v1/projects/proj-1/datasets", officer)
+    assert listed["datasets"][0]["erased"] is True
+
+
+def _plaintext_identifiers(exports: Path) -> set[bytes]:
+    values: set[bytes] = set()
+    with (exports / "ae_attendances.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            for column in (
+                "forename",
+                "surname",
+                "nhs_no",
+                "postcode",
+                "address_line",
+                "tel",
+                "email",
+                "dob",
+            ):
+                value = (row.get(column) or "").strip()
+                if len(value) >= 7:
+                    values.add(value.encode())
+    return values
+
+
+def test_hub_state_holds_no_plaintext_identifier(
+    project_hub: tuple[RunningHub, str], encoded: Encoded
+) -> None:
+    """After an upload, nothing in the hub's data directory (database, dataset files,
+    logs; the key files aside) holds any of the export's identifiers (values of 7 or more
+    characters, as raw bytes), and nothing at all holds the project's linkage secret in any
+    spelling."""
+    import base64
+
+    hub, officer = project_hub
+    _, status, _ = _upload(hub, officer, encoded.path.read_bytes())
+    assert status == 201
+    identifiers = _plaintext_identifiers(encoded.exports)
+    assert len(identifiers) > 100
+    files = [p for p in hub.data_dir.rglob("*") if p.is_file()]
+    data = [p.read_bytes() for p in files if "keys" not in p.relative_to(hub.data_dir).parts]
+    assert [v for v in identifiers if any(v in blob for blob in data)] == []
+    key = json.loads((encoded.path.parent / "project.key").read_text())
+    secret = base64.b64decode(key["secret"])
+    spellings = [secret, secret.hex().encode(), key["secret"].encode()]
+    assert not any(s in p.read_bytes() for p in files for s in spellings)
