@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m connectors.demo --out-dir $(DEMO_DIR)
+	$(BIN)/python -m hub.demo --out-dir $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

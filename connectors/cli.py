@@ -27,6 +27,8 @@ from connectors.mapping import load_mapping
 from connectors.pipeline import DEFAULT_BATCH_ROWS, PseudonymiseJob, pseudonymise, read_metadata
 from connectors.render import render_report
 
+HUB_TOKEN_ENV = "CONNECTOR_HUB_TOKEN_FILE"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -54,6 +56,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("pseudonymise", help="normalise, check and encode an export")
+    _pseudonymise_arguments(p)
+
+    p = sub.add_parser("inspect", help="print the metadata of an encoded file")
+    p.add_argument("file", type=Path)
+
+    p = sub.add_parser("upload", help="upload an encoded file to the hub (resumable)")
+    _hub_arguments(p)
+    p.add_argument("file", type=Path, help="the encoded Parquet file (never the keymap)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("run", help="pseudonymise an export, then upload it")
+    _pseudonymise_arguments(p)
+    _hub_arguments(p)
+    return parser
+
+
+def _pseudonymise_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", type=Path, required=True, help="column mapping (TOML)")
     p.add_argument("--schema", type=Path, required=True, help="encoding schema (TOML)")
     p.add_argument(
@@ -78,9 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bar or report table")
 
-    p = sub.add_parser("inspect", help="print the metadata of an encoded file")
-    p.add_argument("file", type=Path)
-    return parser
+
+def _hub_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hub", required=True, help="the hub's base URL")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"file holding your API token (default: ${HUB_TOKEN_ENV})",
+    )
+    p.add_argument("--project", required=True, help="the hub project to upload into")
 
 
 def _synth(args: argparse.Namespace, console: Console) -> int:
@@ -170,6 +195,50 @@ def _pseudonymise(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _upload(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, TaskProgressColumn
+
+    from connectors.upload import HubClient, UploadError, upload
+
+    path = args.token_file or os.environ.get(HUB_TOKEN_ENV)
+    if not path:
+        raise UploadError(f"give your API token file with --token-file (or ${HUB_TOKEN_ENV})")
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UploadError(f"cannot read the token file: {exc.strerror}") from None
+    file = args.output if args.command == "run" else args.file
+    client = HubClient(args.hub, token)
+    show = not args.quiet and sys.stderr.isatty()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"uploading {file.name}", total=None)
+        result = upload(
+            client,
+            args.project,
+            file,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"uploaded {file} as dataset version {result.dataset_version} ({result.rows} rows; "
+        f"{result.chunks_sent} of {result.chunks_total} chunks sent this time; "
+        f"audit entry {result.audit_entry})"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    code = _pseudonymise(args, console)
+    return code if code else _upload(args, console)
+
+
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     print(json.dumps(read_metadata(args.file), indent=2))
     return 0
@@ -181,6 +250,8 @@ _COMMANDS = {
     "key-check": _key_check,
     "pseudonymise": _pseudonymise,
     "inspect": _inspect,
+    "upload": _upload,
+    "run": _run,
 }
 
 

@@ -27,6 +27,7 @@ from hub.config import HubConfig
 from hub.context import Services
 from hub.datastore import DataStore
 from hub.errors import ConfigError
+from hub.metrics import METRICS, Metrics, metrics_middleware
 from hub.middlewares import error_middleware, request_id_middleware
 from hub.routes import SERVICES, setup_routes
 from hub.store.db import Store, current_revision, head_revision
@@ -86,7 +87,7 @@ async def _sweep(store: Store, datastore: DataStore) -> None:
 
 def create_app(config: HubConfig) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware],
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware],
         client_max_size=config.limits.max_chunk_bytes + 64 * 1024,
     )
 
@@ -117,6 +118,7 @@ def create_app(config: HubConfig) -> web.Application:
             await trail.close()
             await store.close()
 
+    app[METRICS] = Metrics()
     app.cleanup_ctx.append(resources)
     setup_routes(app)
     return app

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -26,13 +27,14 @@ from audit.entry import Action, Outcome
 from hub.auth import Principal, authenticate, parse_bearer
 from hub.context import Context, Services
 from hub.errors import Forbidden, HubError, Unauthenticated
-from hub.handlers import agreements, audit_api, health, identity, uploads
+from hub.handlers import agreements, audit_api, health, identity, meta, uploads
 from hub.permissions import Permission
 
 __all__ = ["ROUTES", "SERVICES", "Route", "guard", "setup_routes"]
 
 Handler = Callable[[Context], Awaitable[web.StreamResponse]]
 SERVICES = web.AppKey("services", Services)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,15 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/openapi.json",
+        meta.openapi_json,
+        Permission.PUBLIC,
+        "view",
+        "this API's OpenAPI 3.1 description",
+    ),
+    Route("GET", "/metrics", meta.metrics, Permission.PUBLIC, "view", "Prometheus metrics"),
     Route("GET", "/healthz", health.healthz, Permission.PUBLIC, "view", "the process is up"),
     Route("GET", "/readyz", health.readyz, Permission.PUBLIC, "view", "ready to serve"),
     Route("GET", "/v1/me", identity.me, Permission.AUTHENTICATED, "view", "who am I"),
@@ -309,5 +320,9 @@ def guard(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 
 def setup_routes(app: web.Application) -> None:
+    from hub import __version__
+    from hub.openapi import openapi
+
+    app[OPENAPI] = openapi(ROUTES, title="pprl hub", version=__version__)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, guard(route))
