@@ -108,9 +108,7 @@ class Context:
         limit = self.services.config.limits.max_json_bytes
         if self.request.content_length is not None and self.request.content_length > limit:
             raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
-        raw = await self.request.content.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"a JSON body may be at most {limit} bytes")
+        raw = await self.read_body(limit, f"a JSON body may be at most {limit} bytes")
         try:
             doc = json.loads(raw)
         except (ValueError, RecursionError):
@@ -124,6 +122,20 @@ class Context:
         if missing:
             raise BadRequest(f"missing fields: {', '.join(missing)}")
         return doc
+
+    async def read_body(self, limit: int, too_large: str) -> bytes:
+        """The whole request body, refusing (413) more than ``limit`` bytes. (A single
+        ``content.read(n)`` returns only what has arrived so far.)"""
+        pieces: list[bytes] = []
+        total = 0
+        while True:
+            piece = await self.request.content.read(1 << 16)
+            if not piece:
+                return b"".join(pieces)
+            total += len(piece)
+            if total > limit:
+                raise PayloadTooLarge(too_large)
+            pieces.append(piece)
 
     def last_entry(self) -> int | None:
         return self.receipts[-1].sequence if self.receipts else None

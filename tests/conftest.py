@@ -86,3 +86,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "hub.sqlite")
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+def encode_synthetic_ae(root: Path, people: int, seed: int) -> Path:
+    """The connector's real encoded output (schema v2) for a synthetic A&E export of about
+    ``people`` people, written under ``root`` with fresh keys; returns the encoded file."""
+    from connectors.cli import main as connector
+    from connectors.synth import synthesise
+
+    synthesise(people, seed, root / "exports")
+    assert connector(["keygen", "--out", str(root / "project.key")]) == 0
+    assert connector(["keygen", "--record-key", "--out", str(root / "ae-record.key")]) == 0
+    out = root / "ae.parquet"
+    assert connector(
+        [
+            "pseudonymise",
+            "--mapping", str(REPO / "config" / "mappings" / "ae.toml"),
+            "--schema", str(REPO / "config" / "encoding" / "v2.toml"),
+            "--key", str(root / "project.key"),
+            "--record-key", str(root / "ae-record.key"),
+            "--input", str(root / "exports" / "ae_attendances.csv"),
+            "--output", str(out),
+            "--quiet",
+        ]
+    ) == 0  # fmt: skip
+    return out

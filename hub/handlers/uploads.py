@@ -195,7 +195,7 @@ async def put_chunk(ctx: Context) -> web.Response:
     want = row.chunk_size if index < row.chunk_count - 1 else row.size - row.chunk_size * index
     if ctx.request.content_length is not None and ctx.request.content_length != want:
         raise BadRequest(f"chunk {index} must be exactly {want} bytes")
-    data = await ctx.request.content.read(want + 1)
+    data = await ctx.read_body(want, f"chunk {index} must be exactly {want} bytes")
     if len(data) != want:
         raise BadRequest(f"chunk {index} must be exactly {want} bytes, not {len(data)}")
     if hashlib.sha256(data).hexdigest() != claimed:

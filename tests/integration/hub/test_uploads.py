@@ -8,6 +8,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.cli import main as connector
-from connectors.synth import synthesise
-from tests.conftest import REPO
+from tests.conftest import encode_synthetic_ae
 from tests.integration.hub.conftest import RunningHub, _init, start_hub, stop_hub
 
 CHUNK = 16_384
@@ -37,22 +37,7 @@ class Encoded:
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory: pytest.TempPathFactory) -> Encoded:
     root = tmp_path_factory.mktemp("upload-data")
-    synthesise(400, 9, root / "exports")
-    assert connector(["keygen", "--out", str(root / "project.key")]) == 0
-    assert connector(["keygen", "--record-key", "--out", str(root / "ae-record.key")]) == 0
-    out = root / "ae.parquet"
-    assert connector(
-        [
-            "pseudonymise",
-            "--mapping", str(REPO / "config" / "mappings" / "ae.toml"),
-            "--schema", str(REPO / "config" / "encoding" / "v2.toml"),
-            "--key", str(root / "project.key"),
-            "--record-key", str(root / "ae-record.key"),
-            "--input", str(root / "exports" / "ae_attendances.csv"),
-            "--output", str(out),
-            "--quiet",
-        ]
-    ) == 0  # fmt: skip
+    out = encode_synthetic_ae(root, 400, 9)
     meta = json.loads(pq.read_metadata(out).metadata[b"pprl"])
     assert out.stat().st_size > 2 * CHUNK
     return Encoded(out, root / "exports", meta)
@@ -60,15 +45,17 @@ def encoded(tmp_path_factory: pytest.TempPathFactory) -> Encoded:
 
 @pytest.fixture
 def project_hub(
-    database_url: str, tmp_path: Path, encoded: Encoded
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path, encoded: Encoded
 ) -> Iterator[tuple[RunningHub, str]]:
-    """A hub with small chunks, two agencies, an agreement in force and a project; yields
-    the hub and an A&E data officer's token."""
+    """A hub with small chunks (or the chunk size a test asks for with
+    ``@pytest.mark.parametrize("project_hub", [SIZE], indirect=True)``), two agencies, an
+    agreement in force and a project; yields the hub and an A&E data officer's token."""
+    chunk = getattr(request, "param", CHUNK)
     data_dir = tmp_path / "hub"
     made = _init(data_dir, database_url if "://" in database_url else "sqlite")
     config = data_dir / "hub.toml"
     config.write_text(
-        config.read_text().replace("max_chunk_bytes = 8388608", f"max_chunk_bytes = {CHUNK}")
+        config.read_text().replace("max_chunk_bytes = 8388608", f"max_chunk_bytes = {chunk}")
     )
     hub = start_hub(data_dir, made)
     try:
@@ -488,3 +475,22 @@ def _audit_count(hub: RunningHub) -> int:
             return audit_store.entry_count(conn)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("project_hub", [4 << 20], indirect=True)
+def test_large_chunks_arrive_whole(project_hub: tuple[RunningHub, str]) -> None:
+    """A 4 MiB chunk reaches the hub in many network reads; it is read whole (regression:
+    a single read returned only what had arrived)."""
+    hub, officer = project_hub
+    data = os.urandom(5 << 20)
+    status, session = hub.call(
+        "POST", "/v1/projects/proj-1/uploads", officer,
+        {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )  # fmt: skip
+    assert status == 201 and session["chunk_size"] == 4 << 20
+    size = session["chunk_size"]
+    for i in range(session["chunk_count"]):
+        status, body = _put(hub, officer, session["id"], i, data[i * size : (i + 1) * size])
+        assert status == 200, body
+    status, err = hub.call("POST", f"/v1/uploads/{session['id']}/commit", officer)
+    assert status == 422 and "Parquet" in err["error"]["message"]

@@ -11,32 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.cli import main as connector
-from connectors.synth import synthesise
 from hub.errors import Unprocessable
 from hub.validate import Expected, validate_encoded
-from tests.conftest import REPO
+from tests.conftest import encode_synthetic_ae
 
 
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Expected]:
-    root = tmp_path_factory.mktemp("validate")
-    synthesise(300, 5, root / "exports")
-    assert connector(["keygen", "--out", str(root / "project.key")]) == 0
-    assert connector(["keygen", "--record-key", "--out", str(root / "ae-record.key")]) == 0
-    out = root / "ae.parquet"
-    assert connector(
-        [
-            "pseudonymise",
-            "--mapping", str(REPO / "config" / "mappings" / "ae.toml"),
-            "--schema", str(REPO / "config" / "encoding" / "v2.toml"),
-            "--key", str(root / "project.key"),
-            "--record-key", str(root / "ae-record.key"),
-            "--input", str(root / "exports" / "ae_attendances.csv"),
-            "--output", str(out),
-            "--quiet",
-        ]
-    ) == 0  # fmt: skip
+    out = encode_synthetic_ae(tmp_path_factory.mktemp("validate"), 300, 5)
     meta = json.loads(pq.read_metadata(out).metadata[b"pprl"])
     expected = Expected(
         agency=meta["agency"],

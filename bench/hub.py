@@ -1,0 +1,312 @@
+"""Hub benchmark: upload throughput and request latency under concurrent clients, on loopback.
+
+Usage (from the repository root, in the project's venv; ``make bench-hub`` runs the default)::
+
+    .venv/bin/python bench/hub.py [--records 1000000] [--clients 100] [--seconds 20]
+                                  [--postgres postgresql://USER:PW@127.0.0.1/postgres]
+
+For each store (SQLite always; PostgreSQL with ``--postgres``, on a fresh database):
+
+1. a hub is made with ``hub init`` and run with ``hub serve`` on a loopback port, with an agency,
+   an agreement in force, a project and a data officer;
+2. an encoded file of ``--records`` rows is uploaded with the connector's own upload code
+   (``connectors.upload``): chunks of 8 MiB, then the commit, which joins, checks, validates and
+   encrypts the file and records the dataset version. The file is the connector's real output
+   for a synthetic population, its rows repeated (with fresh record pseudonyms) up to
+   ``--records``: the hub's work depends on the bytes, not on who the rows describe.
+   ``upload_records_per_s`` is rows / wall seconds from the first request to the commit's answer;
+3. ``--clients`` concurrent clients (aiohttp, one connection each) call authenticated
+   endpoints (``GET /v1/me``, ``GET /v1/projects``, ``GET /v1/projects/{p}/datasets``) in turn for
+   ``--seconds``; every call is authenticated, authorised and audited. ``p50_ms``/``p99_ms`` are
+   latency percentiles, ``requests_per_s`` the throughput, ``errors`` the non-2xx answers and
+   failed connections; afterwards the audit log is verified (``log_verified``).
+
+There is no peer to run here: anonlink-entity-service, the closest system, is a Docker/Redis/
+MinIO deployment that cannot run on these machines. The last line of stdout is the JSON result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench._common import BENCH_DIR, REPO_DIR, log, machine_info, print_result_line
+
+PYTHON = str(REPO_DIR / ".venv" / "bin" / "python")
+
+
+def _encoded_file(out: Path, records: int) -> Path:
+    """The connector's output for a synthetic population, rows repeated up to ``records``."""
+    from connectors.cli import main as connector
+    from connectors.synth import synthesise
+
+    people = min(20_000, max(2_000, records // 10))
+    synthesise(people, 17, out / "exports")
+    connector(["keygen", "--out", str(out / "project.key")])
+    connector(["keygen", "--record-key", "--out", str(out / "ae-record.key")])
+    base = out / "base.parquet"
+    connector([
+        "pseudonymise", "--mapping", str(REPO_DIR / "config/mappings/ae.toml"),
+        "--schema", str(REPO_DIR / "config/encoding/v2.toml"),
+        "--key", str(out / "project.key"), "--record-key", str(out / "ae-record.key"),
+        "--input", str(out / "exports/ae_attendances.csv"), "--output", str(base), "--quiet",
+    ])  # fmt: skip
+    table = pq.read_table(base)
+    meta = json.loads(pq.read_metadata(base).metadata[b"pprl"])
+    parts, rows = [], 0
+    while rows < records:
+        part = table.slice(0, min(table.num_rows, records - rows))
+        pseudonyms = pa.array(
+            [secrets.token_bytes(16) for _ in range(part.num_rows)],
+            type=table["record_pseudonym"].type,
+        )
+        part = part.set_column(
+            part.schema.get_field_index("record_pseudonym"), "record_pseudonym", pseudonyms
+        )
+        parts.append(part)
+        rows += part.num_rows
+    big = pa.concat_tables(parts)
+    meta["row_count"] = big.num_rows
+    path = out / f"encoded-{records}.parquet"
+    with pq.ParquetWriter(path, big.schema) as writer:
+        writer.add_key_value_metadata({"pprl": json.dumps(meta)})
+        writer.write_table(big, row_group_size=65_536)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _start_hub(
+    data_dir: Path, database: str | None
+) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+    args = [
+        PYTHON,
+        "-m",
+        "hub.cli",
+        "init",
+        "--data-dir",
+        str(data_dir),
+        "--origin",
+        "bench.hub.invalid/audit",
+        "--json",
+    ]
+    if database:
+        args += ["--database-url", database]
+    made = json.loads(
+        subprocess.run(args, capture_output=True, text=True, check=True, cwd=REPO_DIR).stdout
+    )
+    port = _free_port()
+    logfile = (data_dir.parent / f"{data_dir.name}-serve.log").open("ab")
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "hub.cli", "serve", "--data-dir", str(data_dir),
+         "--listen", f"127.0.0.1:{port}"],
+        cwd=REPO_DIR, stdout=subprocess.DEVNULL, stderr=logfile,
+    )  # fmt: skip
+    logfile.close()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=2).close()
+            return proc, url, made
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the hub did not start")
+
+
+def _setup(url: str, admin: str, meta: dict[str, Any]) -> str:
+    agency = meta["agency"]
+    fields = [a["name"] for a in meta["attributes"]]
+    _call(url, admin, "POST", "/v1/agencies", {"id": agency, "name": agency})
+    _call(url, admin, "POST", "/v1/agencies", {"id": "police-bench", "name": "police"})
+    _call(url, admin, "POST", "/v1/agreements", {
+        "id": "dsa-bench", "title": "bench", "purpose": "benchmark", "status": "active",
+        "parties": [
+            {"agency": agency, "lawful_basis": "bench", "fields": fields},
+            {"agency": "police-bench", "lawful_basis": "bench", "fields": []},
+        ],
+        "retention_days": 30, "review_date": "2099-01-01",
+    })  # fmt: skip
+    _call(url, admin, "POST", "/v1/projects", {
+        "id": "bench", "name": "bench", "agreement": "dsa-bench",
+        "schema_id": meta["schema"]["id"], "schema_hash": meta["schema"]["hash"],
+        "key_check_value": meta["key_check_value"],
+    })  # fmt: skip
+    user = _call(
+        url,
+        admin,
+        "POST",
+        "/v1/users",
+        {"name": "officer", "agency": agency, "roles": ["data_officer"]},
+    )
+    return str(_call(url, admin, "POST", f"/v1/users/{user['id']}/tokens", {})["token"])
+
+
+async def _load(url: str, token: str, clients: int, seconds: float) -> dict[str, Any]:
+    import aiohttp
+
+    paths = ["/v1/me", "/v1/projects", "/v1/projects/bench/datasets"]
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        nonlocal errors
+        headers = {"Authorization": f"Bearer {token}"}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+            i = n
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    async with session.get(
+                        url + paths[i % len(paths)], headers=headers
+                    ) as response:
+                        await response.read()
+                        if response.status >= 300:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+                latencies.append(time.perf_counter() - started)
+                i += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 2),
+        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2),
+        "errors": errors,
+    }
+
+
+def _verify(data_dir: Path, vkey: str) -> bool:
+    done = subprocess.run(
+        [PYTHON, "-m", "audit.cli", "verify", "--db", _db_url(data_dir), "--log-key", vkey],
+        capture_output=True, text=True, check=False, cwd=REPO_DIR,
+    )  # fmt: skip
+    return done.returncode == 0
+
+
+def _db_url(data_dir: Path) -> str:
+    from hub.config import load_config
+
+    return load_config(data_dir).database_url()
+
+
+def _measure(
+    system: str, args: argparse.Namespace, encoded: Path, out: Path, database: str | None
+) -> dict[str, Any]:
+    from connectors.upload import HubClient, upload
+
+    meta = json.loads(pq.read_metadata(encoded).metadata[b"pprl"])
+    data_dir = out / system
+    proc, url, made = _start_hub(data_dir, database)
+    try:
+        token = _setup(url, made["admin"]["token"], meta)
+        mb = encoded.stat().st_size / 1e6
+        log(f"{system}: uploading {meta['row_count']:,} records ({mb:.1f} MB)")
+        started = time.perf_counter()
+        result = upload(HubClient(url, token), "bench", encoded)
+        upload_s = time.perf_counter() - started
+        log(f"{system}: {result.rows / upload_s:,.0f} records/s")
+        log(f"{system}: {args.clients} clients for {args.seconds} s")
+        load = asyncio.run(_load(url, token, args.clients, args.seconds))
+        log(f"{system}: p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, {load['errors']} errors")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    verified = _verify(data_dir, made["log_public_key"])
+    return {
+        "system": system,
+        "dataset": f"encoded-{meta['row_count']}",
+        "records": meta["row_count"],
+        "file_mb": round(encoded.stat().st_size / 1e6, 1),
+        "upload_s": round(upload_s, 2),
+        "upload_records_per_s": round(result.rows / upload_s, 1),
+        "upload_mb_per_s": round(encoded.stat().st_size / 1e6 / upload_s, 2),
+        "clients": args.clients,
+        "seconds": args.seconds,
+        **load,
+        "log_verified": verified,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--postgres", metavar="ADMIN_URL")
+    args = parser.parse_args()
+    out = BENCH_DIR / "out" / "hub"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    os.environ.setdefault("PYTHONPATH", str(REPO_DIR))
+    log(f"building an encoded file of {args.records:,} records")
+    encoded = _encoded_file(out, args.records)
+    results = [_measure("ours-sqlite", args, encoded, out, None)]
+    if args.postgres:
+        import psycopg
+
+        name = f"pprl_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(args.postgres, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = args.postgres.rpartition("/")[0] + "/" + name
+            results.append(_measure("ours-postgresql", args, encoded, out, url))
+        finally:
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print()
+    heads = (
+        ("records/s", 12),
+        ("MB/s", 8),
+        ("req/s", 9),
+        ("p50 ms", 9),
+        ("p99 ms", 9),
+        ("errors", 8),
+    )
+    print(f"{'system':<18}" + "".join(f"{h:>{w}}" for h, w in heads))
+    for r in results:
+        print(
+            f"{r['system']:<18}{r['upload_records_per_s']:>12,.0f}{r['upload_mb_per_s']:>8.1f}"
+            f"{r['requests_per_s']:>9,.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8}"
+        )
+    print_result_line("hub", machine_info(), results)
+
+
+if __name__ == "__main__":
+    main()
