@@ -278,7 +278,7 @@ def parse_time(value: object) -> datetime:
     """An entry's ``time`` text (the canonical RFC 3339 form) as a UTC datetime."""
     if not isinstance(value, str) or not _TIME.fullmatch(value):
         raise EntryError("time must be RFC 3339 UTC with six fractional digits and 'Z'")
-    try:  # the pattern fixed every position; slicing is 30x faster than strptime
+    try:  # the pattern fixed every position, so slicing replaces strptime (the hot path)
         return datetime(
             int(value[0:4]),
             int(value[5:7]),

@@ -77,9 +77,6 @@ class DatabaseSource:
         with self.engine.connect() as conn:
             return list(store.iter_cosignatures(conn))
 
-    def nodes(self) -> Iterator[tuple[int, int, bytes]] | None:
-        return self._nodes()
-
     def worker_url(self) -> str | None:
         """The URL worker processes open to read ranges themselves (holds the password:
         passed to child processes only, never printed)."""
@@ -100,14 +97,6 @@ class DatabaseSource:
         with self.engine.connect() as conn:
             for lv, idx, value in conn.execute(query, {"l": level}):
                 yield int(lv), int(idx), bytes(value)
-
-    def _nodes(self) -> Iterator[tuple[int, int, bytes]]:
-        query = "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx"
-        with self.engine.connect() as conn:
-            result = conn.execution_options(yield_per=50_000).exec_driver_sql(query)
-            for part in result.partitions(50_000):
-                for level, idx, value in part:
-                    yield level, idx, bytes(value)
 
 
 def _cosignature_rows(size: int, note: Note, log_name: str) -> list[store.StoredCosignature]:
@@ -198,9 +187,6 @@ class ExportSource:
         for size, note in self._notes():
             rows.extend(_cosignature_rows(size, note, self._log_name))
         return rows
-
-    def nodes(self) -> Iterator[tuple[int, int, bytes]] | None:
-        return None
 
     def consistency_proofs(self) -> Iterator[tuple[int, int, list[bytes]]]:
         folder = self.directory / "consistency"
@@ -382,6 +368,3 @@ class HubSource:
                 except AuditError as exc:
                     raise StoreError(f"entry {row[0]} from the hub: {exc}") from None
                 yield stored_fields(entry, row[7])
-
-    def nodes(self) -> Iterator[tuple[int, int, bytes]] | None:
-        return None

@@ -34,7 +34,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench._common import BENCH_DIR, REPO_DIR, log, machine_info, print_result_line
+from hub.local import serve_local
 
 PYTHON = str(REPO_DIR / ".venv" / "bin" / "python")
 
@@ -93,12 +93,6 @@ def _encoded_file(out: Path, records: int) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url + path, data=data, method=method)
@@ -126,22 +120,8 @@ def _start_hub(
     made = json.loads(
         subprocess.run(args, capture_output=True, text=True, check=True, cwd=REPO_DIR).stdout
     )
-    port = _free_port()
-    logfile = (data_dir.parent / f"{data_dir.name}-serve.log").open("ab")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "hub.cli", "serve", "--data-dir", str(data_dir),
-         "--listen", f"127.0.0.1:{port}"],
-        cwd=REPO_DIR, stdout=subprocess.DEVNULL, stderr=logfile,
-    )  # fmt: skip
-    logfile.close()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/readyz", timeout=2).close()
-            return proc, url, made
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("the hub did not start")
+    proc, url = serve_local(data_dir, data_dir.parent / f"{data_dir.name}-serve.log")
+    return proc, url, made
 
 
 def _setup(url: str, admin: str, meta: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import re
 import secrets
@@ -339,6 +340,23 @@ def encrypt_file(
                 data_key, src, out, context=context, segment_size=segment_size
             ),
         )
+
+
+def encrypt_bytes(
+    data_key: bytes,
+    data: bytes,
+    dst_path: Path,
+    *,
+    context: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> EncryptedInfo:
+    """``encrypt_file`` for bytes already in memory: no plaintext copy touches the disk."""
+    return _write_atomically(
+        dst_path,
+        lambda out: encrypt_stream(
+            data_key, io.BytesIO(data), out, context=context, segment_size=segment_size
+        ),
+    )
 
 
 def decrypt_file(

@@ -8,6 +8,7 @@ does not, the route wrapper records one for it, so no request escapes the log.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -142,8 +143,6 @@ class Context:
 
 
 def _address(remote: str | None) -> str | None:
-    import ipaddress
-
     if remote is None:
         return None
     try:

@@ -68,17 +68,9 @@ class DataStore:
         """Store one chunk (replacing any earlier copy of the same index atomically)."""
         folder = self.root / "uploads" / session
         folder.mkdir(mode=0o700, exist_ok=True)
-        tmp = self.root / "tmp" / f"{session}.{index}.upload"
-        tmp.write_bytes(data)
-        try:
-            cipher.encrypt_file(
-                data_key,
-                tmp,
-                self.chunk_path(session, index),
-                context=f"{session}/{index}".encode(),
-            )
-        finally:
-            tmp.unlink(missing_ok=True)
+        cipher.encrypt_bytes(
+            data_key, data, self.chunk_path(session, index), context=f"{session}/{index}".encode()
+        )
 
     def drop_session(self, session: str) -> None:
         shutil.rmtree(self.root / "uploads" / session, ignore_errors=True)

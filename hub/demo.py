@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,14 +33,9 @@ from rich.console import Console
 from audit.cli import main as audit_main
 from connectors import demo as connector_demo
 from connectors.upload import HubClient, upload
+from hub.local import serve_local
 
 ORIGIN = "demo.hub.invalid/audit"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
@@ -53,19 +47,6 @@ def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise SystemExit(f"demo: {method} {path} failed: {exc.code} {exc.read()!r}") from None
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("demo: hub serve exited; see hub-serve.log")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise SystemExit("demo: the hub did not become ready")
 
 
 def run(out_dir: Path, people: int, seed: int, console: Console) -> None:
@@ -96,26 +77,8 @@ def run(out_dir: Path, people: int, seed: int, console: Console) -> None:
         raise SystemExit(f"demo: hub init failed: {done.stderr}")
     made = json.loads(done.stdout)
     admin = made["admin"]["token"]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (out_dir / "hub-serve.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "serve",
-            "--data-dir",
-            str(hub_dir),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    log.close()
+    proc, url = serve_local(hub_dir, out_dir / "hub-serve.log")
     try:
-        _wait_ready(url, proc)
         console.print(f"hub at {url}, data directory {hub_dir}")
         console.print(f"audit log {ORIGIN}, public key {made['log_public_key']}")
 

@@ -1,9 +1,10 @@
 """Who may do what: the one table of roles and permissions.
 
 Every endpoint declares one ``Permission`` (``hub.routes``); a request is allowed when one
-of the caller's roles grants it, and for agency-bound permissions only for the caller's own
-agency (checked by the handler against the resource). ``PUBLIC`` endpoints (health) need no
-credentials; ``AUTHENTICATED`` ones any valid token.
+of the caller's roles grants it. The dataset permissions hold only for the caller's own
+agency: the upload and erasure handlers check the resource's agency. ``PUBLIC`` endpoints
+(health, metrics, the API description) need no credentials; ``AUTHENTICATED`` ones any valid
+token.
 
 Principles the table encodes: admins manage agencies, users, tokens, agreements and
 projects but read no data and no audit log; auditors read the audit log (and co-sign it as
@@ -16,7 +17,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["AGENCY_BOUND", "ROLE_PERMISSIONS", "Permission", "Role", "roles_granting"]
+__all__ = ["ROLE_PERMISSIONS", "Permission", "Role", "roles_granting"]
 
 
 class Role(StrEnum):
@@ -92,11 +93,6 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         {Permission.AGENCIES_READ, Permission.AGREEMENTS_READ, Permission.PROJECTS_READ}
     ),
 }
-
-AGENCY_BOUND: Final[frozenset[Permission]] = frozenset(
-    {Permission.DATASETS_UPLOAD, Permission.DATASETS_ERASE}
-)
-"""Permissions that hold only for resources of the caller's own agency."""
 
 
 def roles_granting(permission: Permission) -> frozenset[Role]:

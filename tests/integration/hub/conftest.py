@@ -4,12 +4,9 @@ PostgreSQL database), then ``hub serve`` as a subprocess, stopped after the test
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,16 +16,11 @@ from typing import Any
 
 import pytest
 
+from hub.local import serve_local
 from tests.conftest import REPO
 
 HUB = [sys.executable, "-m", "hub.cli"]
 ORIGIN = "hub.test.invalid/audit"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -82,36 +74,8 @@ def _init(data_dir: Path, database: str) -> dict[str, Any]:
     return made
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], data_dir: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log = data_dir.parent / "hub-serve.log"
-            raise AssertionError(f"hub serve exited: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError("hub serve did not become ready")
-
-
 def start_hub(data_dir: Path, made: dict[str, Any]) -> RunningHub:
-    port = free_port()
-    # The hub's logs go to a file: a pipe nobody reads would fill up and stall the server.
-    log = (data_dir.parent / "hub-serve.log").open("ab")
-    proc = subprocess.Popen(
-        [*HUB, "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    _wait_ready(url, proc, data_dir)
+    proc, url = serve_local(data_dir, data_dir.parent / "hub-serve.log")
     return RunningHub(data_dir, url, made["admin"]["token"], made["log_public_key"], proc)
 
 

@@ -427,3 +427,13 @@ def test_master_key_must_be_32_bytes() -> None:
     """Constructing a master key from the wrong number of bytes is a ValueError."""
     with pytest.raises(ValueError, match="32 bytes"):
         MasterKey(b"\x00" * 31)
+
+
+def test_encrypt_bytes_round_trips_without_a_plaintext_file(tmp_path: Path) -> None:
+    """Bytes in memory are encrypted straight to the destination (no temporary plaintext)."""
+    key = cipher.new_data_key()
+    dst = tmp_path / "chunk.enc"
+    data = b"chunk of an upload " * 1000
+    cipher.encrypt_bytes(key, data, dst, context=b"up_x/0", segment_size=256)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk.enc"]
+    assert cipher.open_decrypted(key, dst, context=b"up_x/0") == data
