@@ -323,12 +323,57 @@ def _admin_request(args: argparse.Namespace) -> tuple[str, str, Any]:
         if args.agency:
             body["agency"] = args.agency
         return "POST", "/v1/users", body
+    if group == "agreements":
+        if verb == "list":
+            return "GET", "/v1/agreements", None
+        if verb == "show":
+            return "GET", f"/v1/agreements/{args.id}", None
+        document = _json_file(args.file)
+        if verb == "add":
+            return "POST", "/v1/agreements", document
+        return "PUT", f"/v1/agreements/{args.id}", {**document, "based_on": args.based_on}
+    if group == "projects":
+        if verb == "list":
+            return "GET", "/v1/projects", None
+        return "POST", "/v1/projects", _project_body(args)
     if verb == "create":
         body = {"label": args.label} if args.label else {}
         if args.days:
             body["lifetime_days"] = args.days
         return "POST", f"/v1/users/{args.user}/tokens", body
     return "DELETE", f"/v1/tokens/{args.token_id}", None
+
+
+def _json_file(path: Path) -> Any:
+    """A JSON document from a file (``-`` for standard input)."""
+    try:
+        raw = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        return json.loads(raw)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not a JSON document: {exc}") from None
+
+
+def _project_body(args: argparse.Namespace) -> dict[str, Any]:
+    """A project's registration: the encoding schema's id and hash come from the schema
+    file the agencies' connectors use (so nobody copies a hash by hand), the key check
+    value from ``connector key-check``."""
+    from connectors.encoding_schema import load_encoding_schema
+    from connectors.errors import ConnectorError
+
+    try:
+        schema = load_encoding_schema(args.schema)
+    except ConnectorError as exc:
+        raise ConfigError(f"encoding schema: {exc}") from None
+    return {
+        "id": args.id,
+        "name": args.name,
+        "agreement": args.agreement,
+        "schema_id": schema.schema_id,
+        "schema_hash": schema.hash,
+        "key_check_value": args.key_check_value,
+    }
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
@@ -394,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", metavar="HOST:PORT", help="default: server.listen")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("admin", help="administer agencies, users and tokens")
+    p = sub.add_parser("admin", help="administer agencies, users, tokens, agreements and projects")
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--token-file", type=Path, help="an admin's API token (default: $HUB_TOKEN)")
     p.add_argument("--json", action="store_true")
@@ -417,6 +462,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--days", type=int)
     a = g.add_parser("revoke")
     a.add_argument("token_id")
+    g = groups.add_parser("agreements").add_subparsers(dest="verb", required=True)
+    g.add_parser("list")
+    a = g.add_parser("show")
+    a.add_argument("id")
+    a = g.add_parser("add", help="register an agreement from a JSON document (with its id)")
+    a.add_argument("file", type=Path, help="the agreement as JSON ('-' for standard input)")
+    a = g.add_parser("revise", help="a new version: the whole document again")
+    a.add_argument("id")
+    a.add_argument("file", type=Path, help="the revised agreement as JSON ('-' for stdin)")
+    a.add_argument("--based-on", type=int, required=True, help="the version being revised")
+    g = groups.add_parser("projects").add_subparsers(dest="verb", required=True)
+    g.add_parser("list")
+    a = g.add_parser("add", help="register a linkage project under an agreement")
+    a.add_argument("id")
+    a.add_argument("--name", required=True)
+    a.add_argument("--agreement", required=True, help="the agreement's id")
+    a.add_argument("--schema", type=Path, required=True, help="the encoding schema (TOML)")
+    a.add_argument(
+        "--key-check-value", required=True, help="the linkage key's (`connector key-check`)"
+    )
     p.set_defaults(func=cmd_admin)
     return parser
 
