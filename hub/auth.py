@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from hub.errors import Unauthenticated
 from hub.permissions import ROLE_PERMISSIONS, Permission, Role
-from hub.store.schema import tokens, user_roles, users
+from hub.store.schema import client_certificates, tokens, user_roles, users
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -82,8 +82,16 @@ class Principal:
         return None
 
 
-def authenticate(conn: Connection, token: str, now_us: int) -> Principal:
-    """The caller holding ``token`` (a sync connection: run it through ``run_sync``)."""
+def authenticate(
+    conn: Connection, token: str, now_us: int, client_cert: str | bool | None = False
+) -> Principal:
+    """The caller holding ``token`` (a sync connection: run it through ``run_sync``).
+
+    ``client_cert`` is ``False`` without mutual TLS; with it, the connection's client
+    certificate fingerprint (``None`` when the client sent none). The certificate is checked
+    first, so a connection without a registered one learns nothing about the token.
+    """
+    cert_agency = _certificate_agency(conn, client_cert, now_us)
     row = conn.execute(
         select(
             tokens.c.id,
@@ -106,4 +114,29 @@ def authenticate(conn: Connection, token: str, now_us: int) -> Principal:
         Role(r)
         for (r,) in conn.execute(select(user_roles.c.role).where(user_roles.c.user_id == user_id))
     )
-    return Principal(user_id, name, agency_id, roles, token_id)
+    if cert_agency is None:
+        return Principal(user_id, name, agency_id, roles, token_id)
+    if agency_id is not None and agency_id != cert_agency:
+        raise Unauthenticated("your client certificate is registered to another agency")
+    return Principal(user_id, name, agency_id, roles, token_id, "bearer+mtls")
+
+
+def _certificate_agency(
+    conn: Connection, client_cert: str | bool | None, now_us: int
+) -> str | None:
+    """The agency the connection's certificate is registered to (None without mTLS)."""
+    if client_cert is False:
+        return None
+    if not isinstance(client_cert, str):
+        raise Unauthenticated("this hub requires a client certificate (mutual TLS)")
+    t = client_certificates
+    agency = conn.execute(
+        select(t.c.agency_id).where(
+            t.c.fingerprint == client_cert, t.c.revoked_us.is_(None), t.c.not_after_us > now_us
+        )
+    ).scalar()
+    if agency is None:
+        raise Unauthenticated(
+            "your client certificate is not registered to an agency, or was revoked"
+        )
+    return str(agency)

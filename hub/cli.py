@@ -21,6 +21,7 @@ import shutil
 import ssl
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,9 @@ def _ssl_context(config: HubConfig) -> ssl.SSLContext | None:
         )
         if server.tls_client_ca is not None:
             ctx.load_verify_locations(config.path(server.tls_client_ca))
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            # Optional at the TLS layer: a request without a certificate is refused by the
+            # API instead, with a clear error and an audit entry (hub.auth).
+            ctx.verify_mode = ssl.CERT_OPTIONAL
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"TLS configuration: {exc}") from None
     return ctx
@@ -281,7 +284,11 @@ async def _admin_call(config: HubConfig, token: str, method: str, path: str, bod
 
     from hub.app import create_app
 
-    runner = web.AppRunner(create_app(config), access_log=None)
+    # The call comes from the server machine itself, on a private loopback port without
+    # TLS: it stands in for the connection certificate mutual TLS would otherwise require
+    # (that is how the first certificates get registered). Tokens and roles still apply.
+    local = replace(config, server=replace(config.server, tls_client_ca=None))
+    runner = web.AppRunner(create_app(local), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -336,6 +343,16 @@ def _admin_request(args: argparse.Namespace) -> tuple[str, str, Any]:
         if verb == "list":
             return "GET", "/v1/projects", None
         return "POST", "/v1/projects", _project_body(args)
+    if group == "certificates":
+        if verb == "list":
+            return "GET", f"/v1/agencies/{args.agency}/certificates", None
+        if verb == "add":
+            try:
+                pem = args.file.read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"cannot read {args.file}: {exc}") from None
+            return "POST", f"/v1/agencies/{args.agency}/certificates", {"certificate": pem}
+        return "DELETE", f"/v1/certificates/{args.certificate_id}", None
     if verb == "create":
         body = {"label": args.label} if args.label else {}
         if args.days:
@@ -439,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", metavar="HOST:PORT", help="default: server.listen")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("admin", help="administer agencies, users, tokens, agreements and projects")
+    p = sub.add_parser(
+        "admin", help="administer agencies, certificates, users, tokens, agreements, projects"
+    )
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--token-file", type=Path, help="an admin's API token (default: $HUB_TOKEN)")
     p.add_argument("--json", action="store_true")
@@ -462,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--days", type=int)
     a = g.add_parser("revoke")
     a.add_argument("token_id")
+    g = groups.add_parser("certificates").add_subparsers(dest="verb", required=True)
+    a = g.add_parser("list")
+    a.add_argument("agency")
+    a = g.add_parser("add", help="register an agency's client certificate (mutual TLS)")
+    a.add_argument("agency")
+    a.add_argument("file", type=Path, help="the certificate, PEM")
+    a = g.add_parser("revoke")
+    a.add_argument("certificate_id")
     g = groups.add_parser("agreements").add_subparsers(dest="verb", required=True)
     g.add_parser("list")
     a = g.add_parser("show")

@@ -9,6 +9,7 @@ returns once ``/readyz`` answers.
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,9 +28,12 @@ def free_port() -> int:
 
 
 def serve_local(
-    data_dir: Path, log: Path, *, timeout: float = 30.0
+    data_dir: Path, log: Path, *, timeout: float = 30.0, tls: ssl.SSLContext | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``hub serve`` for ``data_dir`` on a free loopback port; (process, base URL)."""
+    """Start ``hub serve`` for ``data_dir`` on a free loopback port; (process, base URL).
+
+    ``tls`` is the client context that trusts the hub's certificate, for a hub whose
+    configuration serves HTTPS."""
     port = free_port()
     with log.open("ab") as sink:
         proc = subprocess.Popen(
@@ -38,13 +42,13 @@ def serve_local(
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"hub serve exited: {log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            with urllib.request.urlopen(url + "/readyz", timeout=2, context=tls) as response:
                 if response.status == 200:
                     return proc, url
         except (urllib.error.URLError, OSError):

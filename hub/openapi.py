@@ -61,6 +61,9 @@ _AGREEMENT_REQUIRED: Final = ["title", "purpose", "parties", "retention_days", "
 
 REQUEST_BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("POST", "/v1/agencies"): _object(["id", "name"], id=_SLUG, name=_NAME),
+    ("POST", "/v1/agencies/{agency_id}/certificates"): _object(
+        ["certificate"], certificate={"type": "string", "maxLength": 20000}
+    ),
     ("POST", "/v1/users"): _object(
         ["name", "roles"],
         name=_NAME,

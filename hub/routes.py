@@ -25,9 +25,10 @@ from aiohttp import web
 
 from audit.entry import Action, Outcome
 from hub.auth import Principal, authenticate, parse_bearer
+from hub.certificates import peer_fingerprint
 from hub.context import Context, Services
 from hub.errors import Forbidden, HubError, Unauthenticated
-from hub.handlers import agreements, audit_api, health, identity, meta, uploads
+from hub.handlers import agreements, audit_api, certificates, health, identity, meta, uploads
 from hub.permissions import Permission
 
 __all__ = ["ROUTES", "SERVICES", "Route", "guard", "setup_routes"]
@@ -75,6 +76,30 @@ ROUTES: tuple[Route, ...] = (
         Permission.AGENCIES_WRITE,
         "config-change",
         "register an agency",
+    ),
+    Route(
+        "GET",
+        "/v1/agencies/{agency_id}/certificates",
+        certificates.list_certificates,
+        Permission.AGENCIES_READ,
+        "view",
+        "an agency's client certificates (mutual TLS)",
+    ),
+    Route(
+        "POST",
+        "/v1/agencies/{agency_id}/certificates",
+        certificates.add_certificate,
+        Permission.AGENCIES_WRITE,
+        "config-change",
+        "register a client certificate to an agency",
+    ),
+    Route(
+        "DELETE",
+        "/v1/certificates/{certificate_id}",
+        certificates.revoke_certificate,
+        Permission.AGENCIES_WRITE,
+        "config-change",
+        "revoke a client certificate",
     ),
     Route("GET", "/v1/users", identity.list_users, Permission.USERS_READ, "view", "list users"),
     Route(
@@ -266,10 +291,13 @@ ROUTES: tuple[Route, ...] = (
 
 async def _principal(ctx: Context) -> Principal:
     services = ctx.services
+    client_cert: str | bool | None = False
+    if services.config.server.tls_client_ca is not None:
+        client_cert = peer_fingerprint(ctx.request)
     try:
         token = parse_bearer(ctx.request.headers.get("Authorization"))
         async with services.store.read() as conn:
-            return await conn.run_sync(authenticate, token, services.now_us())
+            return await conn.run_sync(authenticate, token, services.now_us(), client_cert)
     except Unauthenticated as exc:
         await _record_refusal(ctx, exc, action="login-failure")
         raise

@@ -27,6 +27,7 @@ from sqlalchemy import (
 __all__ = [
     "agencies",
     "agreement_versions",
+    "client_certificates",
     "dataset_versions",
     "metadata",
     "projects",
@@ -152,4 +153,17 @@ dataset_versions = Table(
     Column("erased_us", BigInteger),
     Column("erased_by", String(64)),
     UniqueConstraint("project_id", "agency_id", "version", name="dataset_versions_number"),
+)
+
+client_certificates = Table(
+    "client_certificates",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("agency_id", String(64), ForeignKey("agencies.id"), nullable=False),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("subject", String(500), nullable=False),
+    Column("not_after_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("revoked_us", BigInteger),
 )
