@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from connectors.encoding_schema import load_encoding_schema
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, OutputError
 from connectors.keys import (
     LINKAGE_KEY_ENV,
     RECORD_KEY_ENV,
@@ -69,6 +69,27 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="pseudonymise an export, then upload it")
     _pseudonymise_arguments(p)
     _hub_arguments(p)
+
+    p = sub.add_parser(
+        "lookup", help="map a hub feedback file's record pseudonyms back to your record ids"
+    )
+    p.add_argument(
+        "--record-key", type=Path, help=f"agency record-key file (default: ${RECORD_KEY_ENV})"
+    )
+    p.add_argument("--mapping", type=Path, required=True, help="column mapping (TOML)")
+    p.add_argument(
+        "--input", type=Path, required=True, help="the export the uploaded file was made from"
+    )
+    p.add_argument(
+        "--links", type=Path, required=True, help="the feedback file downloaded from the hub"
+    )
+    p.add_argument("--output", type=Path, help="CSV to write (default: standard output)")
+    p.add_argument("--agency", help="agency id (default: the mapping's [source] agency)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON object on standard output (needs --output)",
+    )
     return parser
 
 
@@ -239,6 +260,53 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return code if code else _upload(args, console)
 
 
+def _lookup(args: argparse.Namespace, console: Console) -> int:
+    from connectors.feedback import read_feedback
+    from connectors.lookup import export_record_ids, lookup, save_lookup_csv, write_lookup_csv
+
+    if args.json and args.output is None:
+        raise ConnectorError("--json needs --output: without it the table goes to standard output")
+    if args.output is not None:
+        if args.output.resolve() in {args.input.resolve(), args.links.resolve()}:
+            raise OutputError(f"{args.output}: refusing to overwrite an input")
+        if not args.output.parent.is_dir():
+            raise OutputError(f"{args.output.parent}: output directory does not exist")
+    mapping = load_mapping(args.mapping)
+    agency = args.agency or mapping.agency
+    if not agency:
+        raise ConnectorError("no agency id: pass --agency or set [source] agency in the mapping")
+    record = read_key(
+        resolve_key_path(args.record_key, RECORD_KEY_ENV, dict(os.environ)), "record-key"
+    )
+    feedback = read_feedback(args.links)
+    result = lookup(
+        feedback, export_record_ids(args.input, mapping), record_key=record, agency=agency
+    )
+    if args.output is None:
+        write_lookup_csv(result.table, sys.stdout)
+    else:
+        save_lookup_csv(result.table, args.output)
+    meta = feedback.metadata
+    summary = {"agency": agency, "project": meta.project, "run": meta.run, **result.summary()}
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    where = f" to {args.output}" if args.output is not None else ""
+    print(
+        f"feedback for run {meta.run} of project {meta.project}: {result.feedback_rows} rows, "
+        f"{result.matched} matched, {result.unmatched} unmatched; wrote {result.table.num_rows} "
+        f"rows about {summary['records']} records{where}",
+        file=sys.stderr,
+    )
+    if result.unmatched:
+        print(
+            f"{result.unmatched} feedback rows name records not in {args.input} "
+            "(a different or later export?)",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     print(json.dumps(read_metadata(args.file), indent=2))
     return 0
@@ -252,6 +320,7 @@ _COMMANDS = {
     "inspect": _inspect,
     "upload": _upload,
     "run": _run,
+    "lookup": _lookup,
 }
 
 

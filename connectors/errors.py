@@ -32,3 +32,7 @@ class InputFileError(ConnectorError):
 
 class OutputError(ConnectorError):
     """The output cannot be written."""
+
+
+class FeedbackError(ConnectorError):
+    """A feedback file is malformed, of an unsupported version, or does not fit the export."""
