@@ -23,7 +23,9 @@ __all__ = [
     "STATUSES",
     "Agreement",
     "Disclosure",
+    "FeedbackRule",
     "Party",
+    "Release",
     "parse_agreement",
 ]
 
@@ -31,8 +33,19 @@ STATUSES: Final = ("draft", "active", "suspended", "ended")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _KEYS: Final = frozenset(
-    {"title", "purpose", "status", "parties", "disclosure", "retention_days", "review_date"}
+    {
+        "title",
+        "purpose",
+        "status",
+        "parties",
+        "disclosure",
+        "retention_days",
+        "review_date",
+        "release",
+        "feedback",
+    }
 )
+_RELEASE_KEYS: Final = ("record_level", "aggregate", "record_pseudonyms", "match_weights")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,26 @@ class Disclosure:
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """What extracts may contain: record-level rows and aggregate tables (both allowed
+    unless switched off), record pseudonyms and match probabilities (off unless allowed)."""
+
+    record_level: bool = True
+    aggregate: bool = True
+    record_pseudonyms: bool = False
+    match_weights: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRule:
+    """Agency ``to`` may learn which of its own records link to records held by each of
+    the agencies in ``about``."""
+
+    to: str
+    about: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     title: str
     purpose: str
@@ -62,9 +95,15 @@ class Agreement:
     disclosure: Disclosure
     retention_days: int
     review_date: date
+    release: Release = Release()
+    feedback: tuple[FeedbackRule, ...] = ()
 
     def party(self, agency: str) -> Party | None:
         return next((p for p in self.parties if p.agency == agency), None)
+
+    def feedback_about(self, agency: str) -> tuple[str, ...]:
+        """The agencies whose links ``agency`` may learn about (none by default)."""
+        return next((r.about for r in self.feedback if r.to == agency), ())
 
     def in_force(self, today: date) -> bool:
         return self.status == "active" and today <= self.review_date
@@ -85,6 +124,8 @@ class Agreement:
             },
             "retention_days": self.retention_days,
             "review_date": self.review_date.isoformat(),
+            "release": {k: getattr(self.release, k) for k in _RELEASE_KEYS},
+            "feedback": [{"to": r.to, "about": list(r.about)} for r in self.feedback],
         }
 
     def canonical(self) -> str:
@@ -139,6 +180,42 @@ def _disclosure(raw: object) -> Disclosure:
     )
 
 
+def _release(raw: object) -> Release:
+    if raw is None:
+        return Release()
+    if not isinstance(raw, dict) or set(raw) - set(_RELEASE_KEYS):
+        raise BadRequest(f"release must be {{{', '.join(_RELEASE_KEYS)}}}")
+    if not all(isinstance(v, bool) for v in raw.values()):
+        raise BadRequest("release settings must be true or false")
+    return Release(**raw)
+
+
+def _feedback(raw: object, parties: tuple[Party, ...]) -> tuple[FeedbackRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest("feedback must be a list of {to, about}")
+    agencies = {p.agency for p in parties}
+    rules = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"to", "about"}:
+            raise BadRequest(f"feedback[{i}] must be {{to, about}}")
+        to, about = item["to"], item["about"]
+        if to not in agencies:
+            raise BadRequest(f"feedback[{i}].to must be a party")
+        if (
+            not isinstance(about, list)
+            or not about
+            or not all(a in agencies and a != to for a in about)
+            or len(set(about)) != len(about)
+        ):
+            raise BadRequest(f"feedback[{i}].about must list other parties, once each")
+        rules.append(FeedbackRule(to, tuple(about)))
+    if len({r.to for r in rules}) != len(rules):
+        raise BadRequest("feedback names an agency twice")
+    return tuple(rules)
+
+
 def parse_agreement(doc: dict[str, Any]) -> Agreement:
     """An ``Agreement`` from a request body; ``BadRequest`` names the first bad field."""
     unknown = sorted(set(doc) - _KEYS)
@@ -168,4 +245,6 @@ def parse_agreement(doc: dict[str, Any]) -> Agreement:
         disclosure=_disclosure(doc.get("disclosure")),
         retention_days=_positive(doc.get("retention_days"), "retention_days", 36500),
         review_date=review_date,
+        release=_release(doc.get("release")),
+        feedback=_feedback(doc.get("feedback"), parties),
     )

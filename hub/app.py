@@ -29,9 +29,16 @@ from hub.datastore import DataStore
 from hub.errors import ConfigError
 from hub.metrics import METRICS, Metrics, metrics_middleware
 from hub.middlewares import error_middleware, request_id_middleware
+from hub.release_key import ensure_release_key
 from hub.routes import SERVICES, setup_routes
 from hub.store.db import Store, current_revision, head_revision
-from hub.store.schema import dataset_versions, upload_sessions
+from hub.store.schema import (
+    dataset_versions,
+    extract_outputs,
+    jobs,
+    run_results,
+    upload_sessions,
+)
 
 __all__ = ["create_app", "load_log_key"]
 
@@ -83,6 +90,21 @@ async def _sweep(store: Store, datastore: DataStore) -> None:
     # session (its version id is derived from the session id): keep it.
     live |= {"dv_" + s.removeprefix("up_") for s in open_sessions}
     await asyncio.to_thread(datastore.sweep, live, open_sessions)
+    async with store.read() as conn:
+        owners = set((await conn.scalars(select(run_results.c.run_id))).all())
+        owners |= set((await conn.scalars(select(extract_outputs.c.request_id))).all())
+        # a job running (or queued for a retry) right now may be writing its outputs
+        owners |= set(
+            (
+                await conn.scalars(
+                    select(jobs.c.subject_id).where(jobs.c.status.in_(("queued", "running")))
+                )
+            ).all()
+        )
+        owners |= set(
+            (await conn.scalars(select(jobs.c.id).where(jobs.c.status == "running"))).all()
+        )
+    await asyncio.to_thread(datastore.sweep_outputs, owners)
 
 
 def create_app(config: HubConfig) -> web.Application:
@@ -109,9 +131,16 @@ def create_app(config: HubConfig) -> web.Application:
         )
         trail = AuditTrail(store, log)
         datastore = DataStore(config.data_dir, _master_key(config))
+        release_key = ensure_release_key(config)
         await _sweep(store, datastore)
         trail.start()
-        app[SERVICES] = Services(config=config, store=store, trail=trail, datastore=datastore)
+        app[SERVICES] = Services(
+            config=config,
+            store=store,
+            trail=trail,
+            datastore=datastore,
+            release_key=release_key,
+        )
         try:
             yield
         finally:

@@ -87,6 +87,7 @@ def _init_in(
     from audit.note import SigningKey
     from hub.auth import new_id, new_token
     from hub.cipher import MasterKey
+    from hub.release_key import write_release_key
     from hub.store.db import current_revision, migrate
     from hub.store.schema import tokens, user_roles, users
 
@@ -113,6 +114,8 @@ def _init_in(
     log_key_path.with_name(log_key_path.name + ".pub").write_text(vkey + "\n", encoding="utf-8")
     master = MasterKey.generate()
     master.save(config.path(config.keys.master_key))
+    release_key_path = config.path(config.keys.release_signing_key)
+    release_key = write_release_key(release_key_path, config.origin)
 
     migrate(url, create=True)
     if config.database.url.startswith("sqlite"):
@@ -179,6 +182,8 @@ def _init_in(
         "log_signing_key_file": str(log_key_path),
         "master_key_file": str(config.path(config.keys.master_key)),
         "master_key_id": master.key_id,
+        "release_public_key": release_key.verifier().to_vkey(),
+        "release_signing_key_file": str(release_key_path),
         "admin": {"user": user_id, "token_id": token_id, "token": token, "expires_us": expires_us},
     }
     if args.json:
@@ -191,6 +196,7 @@ def _init_in(
         print(f"  log public key    {vkey}")
         print(f"  log signing key   {log_key_path} (0600)")
         print(f"  master key        {made['master_key_file']} (0600, id {master.key_id})")
+        print(f"  release key       {release_key_path} (0600; signs extract manifests)")
         print(f"  administrator     {user_id}")
         print(f"  admin token       {token}")
         print("The token is shown once: store it now. Give auditors the log public key.")
@@ -254,7 +260,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--listen must be HOST:PORT")
     _configure_logging(config)
     app = create_app(config)
-    print(f"hub serving on {listen} (audit log {config.origin})", file=sys.stderr, flush=True)
+    workers = config.workers.count if args.workers is None else args.workers
+    if workers:
+        from hub.supervisor import worker_supervisor
+
+        app.cleanup_ctx.append(worker_supervisor(config.data_dir, workers))
+    print(
+        f"hub serving on {listen} (audit log {config.origin}, {workers} workers)",
+        file=sys.stderr,
+        flush=True,
+    )
     web.run_app(
         app,
         host=host.strip("[]"),
@@ -265,6 +280,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log_format=ACCESS_LOG_FORMAT,
         shutdown_timeout=10,
     )
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from hub.jobkinds import job_handlers
+    from hub.worker import run_worker
+
+    config = load_config(args.data_dir)
+    _configure_logging(config)
+    ran = run_worker(
+        config, job_handlers(), once=args.once, poll=float(config.workers.poll_seconds)
+    )
+    if args.once:
+        print(f"hub worker: ran {ran} jobs", file=sys.stderr)
     return EXIT_OK
 
 
@@ -454,7 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the API")
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--listen", metavar="HOST:PORT", help="default: server.listen")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes beside the API (default: workers.count)",
+    )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run linkage and extract jobs from the queue")
+    p.add_argument("--data-dir", required=True, type=Path)
+    p.add_argument("--once", action="store_true", help="run queued jobs, then exit")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
         "admin", help="administer agencies, certificates, users, tokens, agreements, projects"

@@ -21,12 +21,14 @@ from hub.errors import ConfigError
 __all__ = [
     "CONFIG_NAME",
     "DatabaseConfig",
+    "ExtractsConfig",
     "HubConfig",
     "KeysConfig",
     "LimitsConfig",
     "LoggingConfig",
     "ServerConfig",
     "TokensConfig",
+    "WorkersConfig",
     "load_config",
     "parse_config",
 ]
@@ -63,6 +65,7 @@ class KeysConfig:
     log_signing_key: Path = Path("keys/log.key")
     log_trusted_head: Path = Path("keys/log-head.json")
     master_key: Path = Path("keys/master.key")
+    release_signing_key: Path = Path("keys/release.key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,26 @@ class LimitsConfig:
 class TokensConfig:
     default_lifetime_days: int = 90
     max_lifetime_days: int = 365
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersConfig:
+    count: int = 1
+    engine: str = "duckdb"
+    engine_threads: int = 0
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "4g"
+    lease_seconds: int = 60
+    heartbeat_seconds: int = 5
+    poll_seconds: int = 1
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractsConfig:
+    min_approvers: int = 2
+    approval_valid_days: int = 14
+    download_valid_days: int = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +120,8 @@ class HubConfig:
     keys: KeysConfig = KeysConfig()
     limits: LimitsConfig = LimitsConfig()
     tokens: TokensConfig = TokensConfig()
+    workers: WorkersConfig = WorkersConfig()
+    extracts: ExtractsConfig = ExtractsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     def path(self, p: Path) -> Path:
@@ -134,8 +159,12 @@ _SECTIONS: dict[str, type[Any]] = {
     "keys": KeysConfig,
     "limits": LimitsConfig,
     "tokens": TokensConfig,
+    "workers": WorkersConfig,
+    "extracts": ExtractsConfig,
     "logging": LoggingConfig,
 }
+#: integer settings that may be zero (all others must be positive)
+_ZERO_OK = frozenset({"workers.count", "workers.engine_threads"})
 _LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -159,8 +188,10 @@ def _section(name: str, cls: type[Any], raw: object) -> Any:
                 raise ConfigError(f"{name}.{key} must be true or false")
             values[key] = value
         elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name}.{key} must be a positive integer")
+            least = 0 if f"{name}.{key}" in _ZERO_OK else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                kind = "a non-negative" if least == 0 else "a positive"
+                raise ConfigError(f"{name}.{key} must be {kind} integer")
             values[key] = value
         else:
             if not isinstance(value, str) or not value:
@@ -209,6 +240,13 @@ def _check(config: HubConfig) -> None:
     tokens = config.tokens
     if tokens.default_lifetime_days > tokens.max_lifetime_days:
         raise ConfigError("tokens.default_lifetime_days cannot exceed tokens.max_lifetime_days")
+    workers = config.workers
+    if workers.engine not in ("duckdb", "spark"):
+        raise ConfigError("workers.engine must be duckdb or spark")
+    if workers.heartbeat_seconds * 3 > workers.lease_seconds:
+        raise ConfigError("workers.lease_seconds must be at least 3 heartbeats")
+    if config.extracts.min_approvers < 2:
+        raise ConfigError("extracts.min_approvers must be at least 2 (two different people)")
     config.database_url()  # validates the URL (and reads the password file, if any)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit.entry import Action, AuditEntry, Outcome
 from audit.log import PendingAppend, Receipt
+from audit.note import SigningKey
 from hub.audit_trail import AuditTrail
 from hub.auth import Principal
 from hub.config import HubConfig
@@ -40,6 +41,7 @@ class Services:
     store: Store
     trail: AuditTrail
     datastore: DataStore
+    release_key: SigningKey
     clock: Callable[[], float] = time.time
 
     def now_us(self) -> int:

@@ -4,6 +4,9 @@ Layout under the data directory::
 
     uploads/<session>/<index>.chunk     one received chunk, encrypted with the session's key
     datasets/<version>.pprl-enc         one dataset version, encrypted with its own key
+    outputs/<owner>/<name>.pprl-enc     a linkage run's links and entities, an extract's
+                                        files: each encrypted with its own key
+    scratch/<job>/                      an engine's working files for one job (Spark)
     tmp/                                plaintext only while a commit validates it (0600)
 
 Every file is written to a temporary name, fsynced and renamed, so a crash leaves either the
@@ -48,7 +51,7 @@ class DataStore:
     def __init__(self, root: Path, master: MasterKey) -> None:
         self.root = root
         self.master = master
-        for sub in ("uploads", "datasets", "tmp"):
+        for sub in ("uploads", "datasets", "outputs", "scratch", "tmp"):
             (root / sub).mkdir(mode=0o700, exist_ok=True)
 
     # -- keys -----------------------------------------------------------------------
@@ -107,6 +110,44 @@ class DataStore:
         cipher.encrypt_file(
             data_key, plaintext, self.dataset_path(version), context=version.encode()
         )
+
+    def read_dataset(self, version: str, data_key: bytes) -> bytes:
+        """A dataset version's plaintext, decrypted into memory (never to disk)."""
+        return cipher.open_decrypted(data_key, self.dataset_path(version), context=version.encode())
+
+    # -- job outputs ------------------------------------------------------------------
+
+    def output_path(self, owner: str, name: str) -> Path:
+        return self.root / "outputs" / owner / f"{name}{_ENC}"
+
+    def write_output(self, owner: str, name: str, data: bytes, data_key: bytes) -> None:
+        """Store one output file of a run or extract (atomically, fsynced)."""
+        folder = self.root / "outputs" / owner
+        folder.mkdir(mode=0o700, exist_ok=True)
+        cipher.encrypt_bytes(
+            data_key, data, self.output_path(owner, name), context=f"{owner}/{name}".encode()
+        )
+
+    def read_output(self, owner: str, name: str, data_key: bytes) -> bytes:
+        return cipher.open_decrypted(
+            data_key, self.output_path(owner, name), context=f"{owner}/{name}".encode()
+        )
+
+    def scratch_dir(self, job: str) -> Path:
+        folder = self.root / "scratch" / job
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
+
+    def sweep_outputs(self, live_owners: Collection[str]) -> list[Path]:
+        """Remove output folders no stored run or extract (or running job) owns, and
+        scratch folders of jobs no longer running; returns what was removed."""
+        removed: list[Path] = []
+        for sub in ("outputs", "scratch"):
+            for path in (self.root / sub).iterdir():
+                if path.name not in live_owners:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+        return removed
 
     def shred(self, version: str) -> None:
         """Delete a dataset version's file (its wrapped key is deleted by the caller)."""

@@ -28,17 +28,22 @@ def free_port() -> int:
 
 
 def serve_local(
-    data_dir: Path, log: Path, *, timeout: float = 30.0, tls: ssl.SSLContext | None = None
+    data_dir: Path,
+    log: Path,
+    *,
+    timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
+    workers: int = 0,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``hub serve`` for ``data_dir`` on a free loopback port; (process, base URL).
 
     ``tls`` is the client context that trusts the hub's certificate, for a hub whose
-    configuration serves HTTPS."""
+    configuration serves HTTPS; ``workers`` the job workers it runs beside the API."""
     port = free_port()
     with log.open("ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "serve", "--data-dir", str(data_dir),
-             "--listen", f"127.0.0.1:{port}"],
+             "--listen", f"127.0.0.1:{port}", "--workers", str(workers)],
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )  # fmt: skip

@@ -56,7 +56,19 @@ _AGREEMENT: Final = {
     ),
     "retention_days": {"type": "integer", "minimum": 1, "maximum": 36500},
     "review_date": {"type": "string", "format": "date"},
+    "release": _object(
+        [],
+        record_level={"type": "boolean"},
+        aggregate={"type": "boolean"},
+        record_pseudonyms={"type": "boolean"},
+        match_weights={"type": "boolean"},
+    ),
+    "feedback": {
+        "type": "array",
+        "items": _object(["to", "about"], to=_SLUG, about={"type": "array", "items": _SLUG}),
+    },
 }
+_WHERE: Final = _object(["field", "in"], field={"type": "string"}, **{"in": {"type": "array"}})
 _AGREEMENT_REQUIRED: Final = ["title", "purpose", "parties", "retention_days", "review_date"]
 
 REQUEST_BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
@@ -88,6 +100,43 @@ REQUEST_BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ),
     ("POST", "/v1/projects/{project_id}/uploads"): _object(
         ["size", "sha256"], size={"type": "integer", "minimum": 1}, sha256=_SHA256
+    ),
+    ("POST", "/v1/projects/{project_id}/runs"): _object(
+        [],
+        datasets={"type": "array", "items": {"type": "string"}},
+        threshold={"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    ),
+    ("POST", "/v1/runs/{run_id}/cancel"): _object([]),
+    ("POST", "/v1/projects/{project_id}/extracts"): _object(
+        ["run", "kind", "justification", "attributes"],
+        run={"type": "string"},
+        kind={"enum": ["records", "aggregate"]},
+        justification={"type": "string", "minLength": 1, "maxLength": 2000},
+        attributes={
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+        generalise={"type": "object"},
+        filters=_object(
+            [],
+            linked_to_all={"type": "array", "items": _SLUG},
+            where={
+                "type": "array",
+                "items": _object(
+                    ["field", "in"], field={"type": "string"}, **{"in": {"type": "array"}}
+                ),
+            },
+        ),
+        group_by={"type": "array", "items": {"type": "string"}, "maxItems": 3},
+        count={"enum": ["entities", "records"]},
+        include={"type": "array", "items": {"enum": ["record_pseudonyms", "match_weights"]}},
+        format={"enum": ["parquet", "csv"]},
+    ),
+    ("POST", "/v1/extracts/{extract_id}/decisions"): _object(
+        ["decision", "capacity"],
+        decision={"enum": ["approve", "refuse"]},
+        capacity={"type": "string"},
+        reason={"type": "string", "maxLength": 2000},
     ),
     ("POST", "/v1/audit/cosignatures"): _object(
         ["size", "cosignature", "vkey"],

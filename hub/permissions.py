@@ -8,8 +8,11 @@ token.
 
 Principles the table encodes: admins manage agencies, users, tokens, agreements and
 projects but read no data and no audit log; auditors read the audit log (and co-sign it as
-witnesses) but no data; data officers act only for their own agency; nobody's role lets
-them read another agency's records.
+witnesses) but no data; data officers act only for their own agency (their uploads, runs
+over their project, feedback about their own records); analysts start runs and request
+extracts, and download only their own approved releases; approvers decide on extract
+requests (never their own, and only for their own agency's data or as information
+governance); nobody's role lets them read another agency's records.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ class Permission(StrEnum):
     DATASETS_UPLOAD = "datasets:upload"
     DATASETS_READ = "datasets:read"
     DATASETS_ERASE = "datasets:erase"
+    RUNS_START = "runs:start"
+    RUNS_READ = "runs:read"
+    FEEDBACK_READ = "feedback:read"
+    EXTRACTS_REQUEST = "extracts:request"
+    EXTRACTS_READ = "extracts:read"
+    EXTRACTS_DECIDE = "extracts:decide"
+    EXTRACTS_DOWNLOAD = "extracts:download"
     AUDIT_READ = "audit:read"
     AUDIT_WITNESS = "audit:witness"
 
@@ -79,6 +89,9 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
             Permission.DATASETS_UPLOAD,
             Permission.DATASETS_READ,
             Permission.DATASETS_ERASE,
+            Permission.RUNS_START,
+            Permission.RUNS_READ,
+            Permission.FEEDBACK_READ,
         }
     ),
     Role.ANALYST: frozenset(
@@ -87,10 +100,22 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
             Permission.AGREEMENTS_READ,
             Permission.PROJECTS_READ,
             Permission.DATASETS_READ,
+            Permission.RUNS_START,
+            Permission.RUNS_READ,
+            Permission.EXTRACTS_REQUEST,
+            Permission.EXTRACTS_READ,
+            Permission.EXTRACTS_DOWNLOAD,
         }
     ),
     Role.APPROVER: frozenset(
-        {Permission.AGENCIES_READ, Permission.AGREEMENTS_READ, Permission.PROJECTS_READ}
+        {
+            Permission.AGENCIES_READ,
+            Permission.AGREEMENTS_READ,
+            Permission.PROJECTS_READ,
+            Permission.RUNS_READ,
+            Permission.EXTRACTS_READ,
+            Permission.EXTRACTS_DECIDE,
+        }
     ),
 }
 

@@ -28,7 +28,17 @@ from hub.auth import Principal, authenticate, parse_bearer
 from hub.certificates import peer_fingerprint
 from hub.context import Context, Services
 from hub.errors import Forbidden, HubError, Unauthenticated
-from hub.handlers import agreements, audit_api, certificates, health, identity, meta, uploads
+from hub.handlers import (
+    agreements,
+    audit_api,
+    certificates,
+    extracts,
+    health,
+    identity,
+    meta,
+    runs,
+    uploads,
+)
 from hub.permissions import Permission
 
 __all__ = ["ROUTES", "SERVICES", "Route", "guard", "setup_routes"]
@@ -221,6 +231,95 @@ ROUTES: tuple[Route, ...] = (
         Permission.DATASETS_ERASE,
         "erase",
         "erase a dataset version (crypto-shred)",
+    ),
+    Route(
+        "POST",
+        "/v1/projects/{project_id}/runs",
+        runs.start_run,
+        Permission.RUNS_START,
+        "link-run",
+        "start a linkage run over dataset versions (a queued job)",
+    ),
+    Route(
+        "GET",
+        "/v1/projects/{project_id}/runs",
+        runs.list_runs,
+        Permission.RUNS_READ,
+        "view",
+        "a project's linkage runs with their jobs' progress",
+    ),
+    Route("GET", "/v1/runs/{run_id}", runs.show_run, Permission.RUNS_READ, "view", "one run"),
+    Route(
+        "POST",
+        "/v1/runs/{run_id}/cancel",
+        runs.cancel_run,
+        Permission.RUNS_START,
+        "link-run",
+        "cancel a queued or running linkage run",
+    ),
+    Route(
+        "GET",
+        "/v1/runs/{run_id}/feedback",
+        runs.feedback,
+        Permission.FEEDBACK_READ,
+        "download",
+        "which of your agency's records link to other agencies (as the agreement allows)",
+    ),
+    Route(
+        "POST",
+        "/v1/projects/{project_id}/extracts",
+        extracts.request_extract,
+        Permission.EXTRACTS_REQUEST,
+        "extract-request",
+        "request a record-level extract or an aggregate table from a run",
+    ),
+    Route(
+        "GET",
+        "/v1/projects/{project_id}/extracts",
+        extracts.list_extracts,
+        Permission.EXTRACTS_READ,
+        "view",
+        "extract requests (analysts: their own)",
+    ),
+    Route(
+        "GET",
+        "/v1/extracts/{extract_id}",
+        extracts.show_extract,
+        Permission.EXTRACTS_READ,
+        "view",
+        "an extract request, its decisions and its release",
+    ),
+    Route(
+        "POST",
+        "/v1/extracts/{extract_id}/decisions",
+        extracts.decide,
+        Permission.EXTRACTS_DECIDE,
+        "approve",
+        "approve or refuse an extract request in a capacity it needs",
+    ),
+    Route(
+        "GET",
+        "/v1/extracts/{extract_id}/manifest",
+        extracts.manifest,
+        Permission.EXTRACTS_DOWNLOAD,
+        "view",
+        "the release's signed manifest with its audit proof bundle (requester only)",
+    ),
+    Route(
+        "GET",
+        "/v1/extracts/{extract_id}/files/{name}",
+        extracts.download_file,
+        Permission.EXTRACTS_DOWNLOAD,
+        "download",
+        "download one file of a release (requester only, until it expires)",
+    ),
+    Route(
+        "GET",
+        "/v1/releases/key",
+        extracts.release_key,
+        Permission.AUTHENTICATED,
+        "view",
+        "the public key that signs release manifests",
     ),
     Route(
         "GET",

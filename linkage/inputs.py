@@ -52,26 +52,37 @@ class EncodedDataset:
 
 def read_encoded(path: Path, name: str | None = None) -> EncodedDataset:
     """Read one encoded Parquet file; ``name`` defaults to the agency id in its metadata."""
+    return _read(path, str(path), name)
+
+
+def read_encoded_bytes(data: bytes, name: str | None = None) -> EncodedDataset:
+    """An encoded Parquet file held in memory (the hub decrypts uploads into memory)."""
+    return _read(pa.BufferReader(data), "the encoded file", name)
+
+
+def _read(source: Any, where: str, name: str | None) -> EncodedDataset:
     try:
-        meta = pq.read_metadata(path).metadata or {}
+        meta = pq.read_metadata(source).metadata or {}
     except (OSError, pa.ArrowException) as exc:
-        raise LinkageError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise LinkageError(f"{where}: not a readable Parquet file ({exc})") from None
     raw = meta.get(b"pprl")
     if raw is None:
-        raise LinkageError(f"{path}: not a pprl-hub encoded file (no pprl metadata)")
+        raise LinkageError(f"{where}: not a pprl-hub encoded file (no pprl metadata)")
     try:
         doc = json.loads(raw)
     except ValueError:
-        raise LinkageError(f"{path}: its pprl metadata is not valid JSON") from None
+        raise LinkageError(f"{where}: its pprl metadata is not valid JSON") from None
     if doc.get("format") != ENCODED_FORMAT or doc.get("format_version") not in (
         SUPPORTED_FORMAT_VERSIONS
     ):
         found = f"{doc.get('format')!r} version {doc.get('format_version')!r}"
-        raise LinkageError(f"{path}: unsupported format {found}")
-    table = pq.read_table(path)
+        raise LinkageError(f"{where}: unsupported format {found}")
+    if isinstance(source, pa.BufferReader):
+        source.seek(0)
+    table = pq.read_table(source)
     if table.num_rows != doc.get("row_count"):
         raise LinkageError(
-            f"{path}: holds {table.num_rows} rows but its metadata says {doc.get('row_count')}"
+            f"{where}: holds {table.num_rows} rows but its metadata says {doc.get('row_count')}"
         )
     return EncodedDataset(name or str(doc["agency"]), table, doc)
 

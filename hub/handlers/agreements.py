@@ -21,7 +21,17 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _DOCUMENT = frozenset(
-    {"title", "purpose", "status", "parties", "disclosure", "retention_days", "review_date"}
+    {
+        "title",
+        "purpose",
+        "status",
+        "parties",
+        "disclosure",
+        "retention_days",
+        "review_date",
+        "release",
+        "feedback",
+    }
 )
 _REQUIRED = frozenset({"title", "purpose", "parties", "retention_days", "review_date"})
 
