@@ -1,0 +1,226 @@
+"""Job workers as separate processes against a real hub (SQLite and PostgreSQL): a worker
+SIGKILLed in the middle of a linkage run leaves no partial result and another worker takes
+the job over once its lease runs out; several workers never run one job twice; claims race
+safely at the database."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from sqlalchemy import func, select
+
+from audit.db import open_engine
+from audit.logcheck import check_log
+from audit.note import parse_vkey
+from audit.sources import DatabaseSource
+from connectors import demo as connector_demo
+from hub.cipher import MasterKey
+from hub.config import load_config
+from hub.datastore import DataStore
+from hub.demo import ORIGIN, PROJECT, Hub, _init, set_up, upload_both
+from hub.jobs import claim, enqueue, finish, write_transaction
+from hub.linkjob import load_entities
+from hub.local import serve_local
+from hub.store.db import migrate
+from hub.store.schema import jobs, run_results
+from tests.conftest import REPO
+
+WORKER = [sys.executable, "-m", "hub.cli", "worker", "--data-dir"]
+
+
+@dataclass
+class Prepared:
+    hub: Hub
+    data_dir: Path
+    out: Path
+
+
+def _quick_lease(data_dir: Path) -> None:
+    config = data_dir / "hub.toml"
+    text = config.read_text()
+    text = text.replace("lease_seconds = 60", "lease_seconds = 3")
+    text = text.replace("heartbeat_seconds = 5", "heartbeat_seconds = 1")
+    config.write_text(text)
+
+
+@pytest.fixture
+def prepared(database_url: str, tmp_path: Path) -> Iterator[Prepared]:
+    """A hub (API only, no workers) with both agencies' uploads in the project."""
+    out = tmp_path / "scenario"
+    console = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115
+    connector_demo.run(out, 600, 5, console)
+    encoded = {a: out / "encoded" / f"{a}.parquet" for a in ("ae", "police")}
+    import pyarrow.parquet as pq
+
+    meta = {a: json.loads(pq.read_metadata(p).metadata[b"pprl"]) for a, p in encoded.items()}
+    made = _init(out / "hub", database_url if "://" in database_url else None)
+    _quick_lease(out / "hub")
+    proc, url = serve_local(out / "hub", out / "hub-serve.log", workers=0)
+    try:
+        hub = set_up(url, made, meta, console)
+        upload_both(hub, encoded, console)
+        yield Prepared(hub, out / "hub", out)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _worker(p: Prepared, log: str) -> subprocess.Popen[bytes]:
+    with (p.out / log).open("ab") as sink:
+        return subprocess.Popen([*WORKER, str(p.data_dir)], stdout=sink, stderr=sink, cwd=REPO)
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _count(p: Prepared, query: Any) -> int:
+    engine = open_engine(load_config(p.data_dir).database_url())
+    with engine.connect() as conn:
+        n = int(conn.execute(query).scalar() or 0)
+    engine.dispose()
+    return n
+
+
+def test_sigkilled_worker_leaves_nothing_and_another_takes_over(prepared: Prepared) -> None:
+    p = prepared
+    analyst = p.hub.api("analyst")
+    run = analyst.start_run(PROJECT)["run"]
+    first = _worker(p, "worker-1.log")
+    try:
+        _wait(
+            lambda: analyst.call("GET", f"/v1/runs/{run}")["job"]["stage"] == "linking",
+            60,
+            "the run to reach its linking stage",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    doc = analyst.call("GET", f"/v1/runs/{run}")
+    assert doc["job"]["status"] == "running" and "result" not in doc  # nothing half-written
+    assert _count(p, select(func.count()).select_from(run_results)) == 0
+
+    second = _worker(p, "worker-2.log")
+    try:
+        done = analyst.wait_run(run, timeout=120)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    assert done["job"]["status"] == "succeeded" and done["job"]["attempts"] == 2
+    assert done["result"]["links"] > 0
+    assert _count(p, select(func.count()).select_from(run_results)) == 1
+    config = load_config(p.data_dir)
+    engine = open_engine(config.database_url())
+    log_key = parse_vkey(p.hub.made["log_public_key"])
+    report = check_log(DatabaseSource(engine), log_key, ORIGIN)
+    engine.dispose()
+    assert report.ok, report.problem
+
+
+def test_two_workers_two_runs_no_job_twice(prepared: Prepared) -> None:
+    p = prepared
+    analyst = p.hub.api("analyst")
+    runs = [analyst.start_run(PROJECT)["run"] for _ in range(2)]
+    workers = [_worker(p, f"worker-{i}.log") for i in range(2)]
+    try:
+        done = [analyst.wait_run(r, timeout=180) for r in runs]
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=30)
+    assert all(d["job"]["status"] == "succeeded" and d["job"]["attempts"] == 1 for d in done)
+    assert _count(p, select(func.count()).select_from(run_results)) == 2
+
+    # a later run over the same uploads keeps every entity's id (stable entity ids)
+    third = analyst.start_run(PROJECT)["run"]
+    worker = _worker(p, "worker-3.log")
+    try:
+        latest = analyst.wait_run(third, timeout=180)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert latest["result"]["previous_run"] in runs
+    before = _entities(p, latest["result"]["previous_run"])
+    after = _entities(p, third)
+    assert after == before and len(after) > 100
+
+
+def _entities(p: Prepared, run: str) -> dict[tuple[str, str], str]:
+    config = load_config(p.data_dir)
+    engine = open_engine(config.database_url())
+    with engine.connect() as conn:
+        wrapped = conn.execute(
+            select(run_results.c.entities_key).where(run_results.c.run_id == run)
+        ).scalar_one()
+    engine.dispose()
+    store = DataStore(config.data_dir, MasterKey.load(config.path(config.keys.master_key)))
+    table = load_entities(store, run, wrapped)
+    return {
+        (d, r): e
+        for e, d, r in zip(
+            *(table.column(c).to_pylist() for c in ("entity_id", "dataset", "record")),
+            strict=True,
+        )
+    }
+
+
+def test_claims_race_safely(database_url: str, tmp_path: Path) -> None:
+    """Eight threads, each with its own engine, drain 40 jobs: every job is claimed exactly
+    once and finished exactly once."""
+    url = database_url if "://" in database_url else f"sqlite:///{database_url}"
+    migrate(url, create=True)
+    engine = open_engine(url)
+    with write_transaction(engine) as conn:
+        for i in range(40):
+            enqueue(conn, kind="link", project_id="p", subject_id=f"s{i}", created_by="u",
+                    now_us=i)  # fmt: skip
+    engine.dispose()
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def drain(name: str) -> None:
+        own = open_engine(url)
+        try:
+            while True:
+                job = claim(own, worker=name, now_us=10**15, lease_us=10**12)
+                if job is None:
+                    return
+                with lock:
+                    claimed.append(job.id)
+                with write_transaction(own) as conn:
+                    finish(conn, job.id, name, 10**15, status="succeeded")
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 40 and max(Counter(claimed).values()) == 1
+    engine = open_engine(url)
+    with engine.connect() as conn:
+        statuses = Counter(conn.execute(select(jobs.c.status)).scalars().all())
+    engine.dispose()
+    assert statuses == {"succeeded": 40}
