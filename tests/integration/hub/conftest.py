@@ -3,6 +3,7 @@ PostgreSQL database), then ``hub serve`` as a subprocess, stopped after the test
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 
+from connectors import demo as connector_demo
+from hub.demo import PROJECT, Hub, set_up, upload_both
 from hub.local import serve_local
 from tests.conftest import REPO
 
@@ -98,3 +103,52 @@ def hub(database_url: str, tmp_path: Path) -> Iterator[RunningHub]:
         yield running
     finally:
         stop_hub(running)
+
+
+@dataclass
+class Prepared:
+    hub: Hub
+    data_dir: Path
+    out: Path
+
+
+def quick_lease(data_dir: Path) -> None:
+    config = data_dir / "hub.toml"
+    text = config.read_text()
+    text = text.replace("lease_seconds = 60", "lease_seconds = 3")
+    text = text.replace("heartbeat_seconds = 5", "heartbeat_seconds = 1")
+    config.write_text(text)
+
+
+@pytest.fixture
+def prepared(database_url: str, tmp_path: Path) -> Iterator[Prepared]:
+    """A hub (API only, no workers) with both agencies' uploads in the project."""
+    out = tmp_path / "scenario"
+    console = Console(file=io.StringIO(), width=120)
+    connector_demo.run(out, 600, 5, console)
+    encoded = {a: out / "encoded" / f"{a}.parquet" for a in ("ae", "police")}
+    meta = {a: json.loads(pq.read_metadata(p).metadata[b"pprl"]) for a, p in encoded.items()}
+    made = _init(out / "hub", database_url if "://" in database_url else "sqlite")
+    quick_lease(out / "hub")
+    proc, url = serve_local(out / "hub", out / "hub-serve.log", workers=0)
+    try:
+        hub = set_up(url, made, meta, console)
+        upload_both(hub, encoded, console)
+        yield Prepared(hub, out / "hub", out)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def start_worker(p: Prepared, log: str) -> subprocess.Popen[bytes]:
+    """A ``hub worker`` process for the prepared hub, logging to a file."""
+    with (p.out / log).open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "--data-dir", str(p.data_dir)],
+            stdout=sink,
+            stderr=sink,
+            cwd=REPO,
+        )
+
+
+__all__ = ["PROJECT", "Prepared", "RunningHub", "prepared", "start_worker"]

@@ -5,81 +5,31 @@ safely at the database."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-from rich.console import Console
 from sqlalchemy import func, select
 
 from audit.db import open_engine
 from audit.logcheck import check_log
 from audit.note import parse_vkey
 from audit.sources import DatabaseSource
-from connectors import demo as connector_demo
 from hub.cipher import MasterKey
 from hub.config import load_config
 from hub.datastore import DataStore
-from hub.demo import ORIGIN, PROJECT, Hub, _init, set_up, upload_both
+from hub.demo import PROJECT
 from hub.jobs import claim, enqueue, finish, write_transaction
 from hub.linkjob import load_entities
-from hub.local import serve_local
 from hub.store.db import migrate
 from hub.store.schema import jobs, run_results
-from tests.conftest import REPO
+from tests.integration.hub.conftest import ORIGIN, Prepared, start_worker
 
 WORKER = [sys.executable, "-m", "hub.cli", "worker", "--data-dir"]
-
-
-@dataclass
-class Prepared:
-    hub: Hub
-    data_dir: Path
-    out: Path
-
-
-def _quick_lease(data_dir: Path) -> None:
-    config = data_dir / "hub.toml"
-    text = config.read_text()
-    text = text.replace("lease_seconds = 60", "lease_seconds = 3")
-    text = text.replace("heartbeat_seconds = 5", "heartbeat_seconds = 1")
-    config.write_text(text)
-
-
-@pytest.fixture
-def prepared(database_url: str, tmp_path: Path) -> Iterator[Prepared]:
-    """A hub (API only, no workers) with both agencies' uploads in the project."""
-    out = tmp_path / "scenario"
-    console = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115
-    connector_demo.run(out, 600, 5, console)
-    encoded = {a: out / "encoded" / f"{a}.parquet" for a in ("ae", "police")}
-    import pyarrow.parquet as pq
-
-    meta = {a: json.loads(pq.read_metadata(p).metadata[b"pprl"]) for a, p in encoded.items()}
-    made = _init(out / "hub", database_url if "://" in database_url else None)
-    _quick_lease(out / "hub")
-    proc, url = serve_local(out / "hub", out / "hub-serve.log", workers=0)
-    try:
-        hub = set_up(url, made, meta, console)
-        upload_both(hub, encoded, console)
-        yield Prepared(hub, out / "hub", out)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
-def _worker(p: Prepared, log: str) -> subprocess.Popen[bytes]:
-    with (p.out / log).open("ab") as sink:
-        return subprocess.Popen([*WORKER, str(p.data_dir)], stdout=sink, stderr=sink, cwd=REPO)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> Any:
@@ -104,7 +54,7 @@ def test_sigkilled_worker_leaves_nothing_and_another_takes_over(prepared: Prepar
     p = prepared
     analyst = p.hub.api("analyst")
     run = analyst.start_run(PROJECT)["run"]
-    first = _worker(p, "worker-1.log")
+    first = start_worker(p, "worker-1.log")
     try:
         _wait(
             lambda: analyst.call("GET", f"/v1/runs/{run}")["job"]["stage"] == "linking",
@@ -120,7 +70,7 @@ def test_sigkilled_worker_leaves_nothing_and_another_takes_over(prepared: Prepar
     assert doc["job"]["status"] == "running" and "result" not in doc  # nothing half-written
     assert _count(p, select(func.count()).select_from(run_results)) == 0
 
-    second = _worker(p, "worker-2.log")
+    second = start_worker(p, "worker-2.log")
     try:
         done = analyst.wait_run(run, timeout=120)
     finally:
@@ -141,7 +91,7 @@ def test_two_workers_two_runs_no_job_twice(prepared: Prepared) -> None:
     p = prepared
     analyst = p.hub.api("analyst")
     runs = [analyst.start_run(PROJECT)["run"] for _ in range(2)]
-    workers = [_worker(p, f"worker-{i}.log") for i in range(2)]
+    workers = [start_worker(p, f"worker-{i}.log") for i in range(2)]
     try:
         done = [analyst.wait_run(r, timeout=180) for r in runs]
     finally:
@@ -154,7 +104,7 @@ def test_two_workers_two_runs_no_job_twice(prepared: Prepared) -> None:
 
     # a later run over the same uploads keeps every entity's id (stable entity ids)
     third = analyst.start_run(PROJECT)["run"]
-    worker = _worker(p, "worker-3.log")
+    worker = start_worker(p, "worker-3.log")
     try:
         latest = analyst.wait_run(third, timeout=180)
     finally:
