@@ -12,8 +12,10 @@ for, with
   the request includes them and the agreement allows it.
 
 Aggregate: counts per combination of the ``group_by`` attributes, of entities (each entity
-counted once per combination of its records' values, across agencies) or of records (the
-fields of one agency), then disclosure control (``hub.release.disclosure``).
+counted once per combination of its records' values, across agencies; an entity with no
+record at an agency counts under null for that agency's fields, so "not known to police" is
+a row of its own) or of records (the fields of one agency), then disclosure control
+(``hub.release.disclosure``).
 """
 
 from __future__ import annotations
@@ -153,7 +155,11 @@ def _aggregate(spec: ExtractSpec, rows: pa.Table) -> pa.Table:
     for agency, fields in sorted(by_agency.items()):
         mine = rows.filter(pc.equal(rows.column("agency"), agency)).select(["entity_id", *fields])
         mine = mine.group_by(["entity_id", *fields]).aggregate([])
-        joined = mine if joined is None else joined.join(mine, keys="entity_id")
+        joined = (
+            mine
+            if joined is None
+            else joined.join(mine, keys="entity_id", join_type="full outer", coalesce_keys=True)
+        )
     assert joined is not None
     counted = joined.group_by(dims).aggregate([("entity_id", "count_distinct")])
     return counted.rename_columns([*dims, "count"])

@@ -80,6 +80,17 @@ def _numeric(text: str) -> bool:
     return True
 
 
+def _flatten(doc: dict[str, Any], prefix: str = "") -> tuple[str, ...]:
+    """``{"rules": {"min_cell": 10}}`` -> ``("rules.min_cell=10",)``, for the audit entry."""
+    out: list[str] = []
+    for key, value in sorted(doc.items()):
+        if isinstance(value, dict):
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}={value}")
+    return tuple(out)
+
+
 def _attribute_table(ctx: JobContext, row: Any, fields: tuple[str, ...]) -> pa.Table:
     if row.erased_us is not None or row.wrapped_key is None:
         raise JobFailed(f"dataset version {row.id} was erased: the extract cannot be built")
@@ -172,11 +183,7 @@ def run_extract_job(ctx: JobContext) -> None:
     output_hash = files_digest(files)
     now = ctx.now_us()
     approvers = sorted({a.approver for a in approvals})
-    disclosure_actions = (
-        tuple(f"{k}={v}" for k, v in sorted(built.disclosure.items()) if not isinstance(v, dict))
-        if built.disclosure
-        else ()
-    )
+    disclosure_actions = _flatten(built.disclosure) if built.disclosure else ()
     manifest_body: dict[str, Any] = {
         "extract": request_id,
         "project": request.project_id,

@@ -105,8 +105,10 @@ def run_link_job(ctx: JobContext) -> None:
     settings_doc = json.loads(run.settings)
     settings = LinkSettings(threshold=settings_doc.get("threshold"))
     ctx.progress("linking", 0.05)
+    engine = _engine(ctx)
+    engine_name = engine.name
     try:
-        result = link(datasets, settings, _engine(ctx))
+        result = link(datasets, settings, engine)
     except LinkageError as exc:
         raise JobFailed(f"linkage failed: {exc}") from None
     ctx.progress("assigning entity ids", 0.85)
@@ -121,7 +123,7 @@ def run_link_job(ctx: JobContext) -> None:
         data_key = ctx.datastore.data_key(wrapped, f"{run_id}/{name}")
         ctx.datastore.write_output(run_id, name, _parquet(table), data_key)
         keys[name] = wrapped
-    diag = diagnostics(result)
+    diag = {**diagnostics(result), "engine": engine_name}
     model_json = json.dumps(result.model, sort_keys=True, default=str)
     model_hash = hashlib.sha256(model_json.encode()).hexdigest()
     entity_count = len(set(entities.column("entity_id").to_pylist()))

@@ -89,7 +89,7 @@ async def start_run(ctx: Context) -> web.Response:
         if ctx.role == Role.DATA_OFFICER and terms.agreement.party(p.agency_id or "") is None:
             raise Forbidden(f"your agency is not a party to agreement {terms.agreement_id}")
         rows = await _chosen_datasets(conn, project_id, doc.get("datasets"))
-        settings = {"threshold": threshold, "engine": services.config.workers.engine}
+        settings = {"threshold": threshold}
         job_id = await conn.run_sync(
             lambda c: enqueue(
                 c,

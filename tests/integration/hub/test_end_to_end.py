@@ -187,11 +187,22 @@ def test_scenario_end_to_end(database_url: str, tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="signature"):
         verify_release(forged, release_key=release_key, log_key=log_key, origin=ORIGIN)
 
-    # the aggregate: small cells suppressed, the rest rounded to 5
-    cells = pq.read_table(out / "extracts" / "aggregate" / "cells.parquet").to_pylist()
+    # the aggregate: small cells suppressed, the rest rounded to 5, and no published total
+    # with exactly one withheld cell under it (secondary suppression)
+    aggregate = out / "extracts" / "aggregate"
+    cells = pq.read_table(aggregate / "cells.parquet").to_pylist()
+    margins = pq.read_table(aggregate / "margins.parquet").to_pylist()
     published = [c["count"] for c in cells if c["count"] is not None]
     assert all(c % 5 == 0 for c in published)
     assert all(c["suppression"] in (None, "suppressed") for c in cells)
+    assert any(c["suppression"] == "suppressed" for c in cells)
+    dims = ("assault_method", "location_type")
+    for margin in margins:
+        if margin["count"] is None or margin["total_over"] == "*":
+            continue
+        kept = [d for d in dims if d != margin["total_over"]]
+        under = [c for c in cells if all(c[d] == margin[d] for d in kept)]
+        assert sum(c["count"] is None for c in under) != 1, margin
 
     # the whole hub state holds no plaintext identifier (database, data directory, logs)
     url = pg or f"sqlite:///{out / 'hub' / 'hub.sqlite'}"

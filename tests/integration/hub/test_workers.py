@@ -6,6 +6,7 @@ safely at the database."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from audit.db import open_engine
@@ -174,3 +176,25 @@ def test_claims_race_safely(database_url: str, tmp_path: Path) -> None:
         statuses = Counter(conn.execute(select(jobs.c.status)).scalars().all())
     engine.dispose()
     assert statuses == {"succeeded": 40}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_spark_engine_by_configuration(prepared: Prepared) -> None:
+    """``workers.engine = "spark"`` links on a local Spark session (Java 17)."""
+    p = prepared
+    config = p.data_dir / "hub.toml"
+    text = config.read_text().replace('engine = "duckdb"', 'engine = "spark"')
+    config.write_text(text.replace('spark_master = "local[2]"', 'spark_master = "local[1]"'))
+    analyst = p.hub.api("analyst")
+    run = analyst.start_run(PROJECT)["run"]
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "worker", "--data-dir", str(p.data_dir), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = analyst.call("GET", f"/v1/runs/{run}")
+    assert doc["job"]["status"] == "succeeded", doc["job"]
+    assert doc["diagnostics"]["engine"] == "spark" and doc["result"]["links"] > 100
