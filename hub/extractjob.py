@@ -144,12 +144,8 @@ def run_extract_job(ctx: JobContext) -> None:
             f"the agreement in force no longer permits this request: {exc.message}"
         ) from None
     ctx.progress("reading the run's entities", 0.1)
-    entities = load_entities(ctx.datastore, run.id, result.entities_key)
-    links = (
-        load_links(ctx.datastore, run.id, result.links_key)
-        if "match_weights" in spec.include
-        else None
-    )
+    entities = load_entities(ctx.datastore, result)
+    links = load_links(ctx.datastore, result) if "match_weights" in spec.include else None
     ctx.progress("reading attributes", 0.3)
     attributes = {
         agency: _attribute_table(ctx, by_agency[agency], fields)
@@ -166,13 +162,17 @@ def run_extract_job(ctx: JobContext) -> None:
     files = []
     for stem, table in built.tables.items():
         name = f"{stem}.{ext}"
+        stored = f"{name}-{ctx.job.attempts}"  # each attempt its own files (see hub.linkjob)
         data = table_bytes(table, spec.format)
-        context = f"{request_id}/{name}"
+        context = f"{request_id}/{stored}"
         wrapped = ctx.datastore.new_wrapped_key(context)
-        ctx.datastore.write_output(request_id, name, data, ctx.datastore.data_key(wrapped, context))
+        ctx.datastore.write_output(
+            request_id, stored, data, ctx.datastore.data_key(wrapped, context)
+        )
         files.append(
             {
                 "name": name,
+                "stored": stored,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "rows": table.num_rows,
                 "bytes": len(data),

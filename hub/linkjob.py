@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, insert, select
 
 from audit.entry import AuditEntry
+from hub.datastore import DataStore
 from hub.store.schema import dataset_versions, linkage_runs, run_results
 from hub.worker import JobContext, JobFailed, on_failure
 from linkage.engines import DuckDBEngine, Engine
@@ -70,23 +71,39 @@ def _engine(ctx: JobContext) -> Engine:
 def _previous_entities(ctx: JobContext, conn: Connection, project_id: str, run_id: str) -> Any:
     """The newest finished run of the project before this one (None if there is none)."""
     row = conn.execute(
-        select(run_results.c.run_id, run_results.c.entities_key)
+        select(run_results)
         .join(linkage_runs, linkage_runs.c.id == run_results.c.run_id)
-        .where(linkage_runs.c.project_id == project_id, run_results.c.run_id != run_id)
+        .where(
+            linkage_runs.c.project_id == project_id,
+            run_results.c.run_id != run_id,
+            run_results.c.status == "succeeded",
+        )
         .order_by(run_results.c.finished_us.desc())
         .limit(1)
     ).first()
     return row
 
 
-def load_entities(ctx_datastore: Any, run_id: str, wrapped: bytes) -> pa.Table:
-    key = ctx_datastore.data_key(wrapped, f"{run_id}/entities")
-    return pq.read_table(io.BytesIO(ctx_datastore.read_output(run_id, "entities", key)))
+def _stored_name(name: str, attempt: int) -> str:
+    """Each attempt writes its own files: a worker that lost its claim but is still running
+    can never overwrite the files of the attempt whose result was stored."""
+    return f"{name}-{attempt}"
 
 
-def load_links(ctx_datastore: Any, run_id: str, wrapped: bytes) -> pa.Table:
-    key = ctx_datastore.data_key(wrapped, f"{run_id}/links")
-    return pq.read_table(io.BytesIO(ctx_datastore.read_output(run_id, "links", key)))
+def _load(datastore: DataStore, result: Any, name: str, wrapped: bytes) -> pa.Table:
+    stored = _stored_name(name, result.attempt)
+    key = datastore.data_key(wrapped, f"{result.run_id}/{stored}")
+    return pq.read_table(io.BytesIO(datastore.read_output(result.run_id, stored, key)))
+
+
+def load_entities(datastore: DataStore, result: Any) -> pa.Table:
+    """A finished run's entities (``result`` is its ``run_results`` row)."""
+    return _load(datastore, result, "entities", result.entities_key)
+
+
+def load_links(datastore: DataStore, result: Any) -> pa.Table:
+    """A finished run's links (``result`` is its ``run_results`` row)."""
+    return _load(datastore, result, "links", result.links_key)
 
 
 def run_link_job(ctx: JobContext) -> None:
@@ -114,14 +131,15 @@ def run_link_job(ctx: JobContext) -> None:
     ctx.progress("assigning entity ids", 0.85)
     entities = result.entities
     if previous is not None:
-        before = load_entities(ctx.datastore, previous.run_id, previous.entities_key)
+        before = load_entities(ctx.datastore, previous)
         entities = carry_forward(before, entities, salt=run_id)
     ctx.progress("storing results", 0.9)
     keys = {}
     for name, table in (("links", result.links), ("entities", entities)):
-        wrapped = ctx.datastore.new_wrapped_key(f"{run_id}/{name}")
-        data_key = ctx.datastore.data_key(wrapped, f"{run_id}/{name}")
-        ctx.datastore.write_output(run_id, name, _parquet(table), data_key)
+        stored = _stored_name(name, ctx.job.attempts)
+        wrapped = ctx.datastore.new_wrapped_key(f"{run_id}/{stored}")
+        data_key = ctx.datastore.data_key(wrapped, f"{run_id}/{stored}")
+        ctx.datastore.write_output(run_id, stored, _parquet(table), data_key)
         keys[name] = wrapped
     diag = {**diagnostics(result), "engine": engine_name}
     model_json = json.dumps(result.model, sort_keys=True, default=str)
@@ -133,6 +151,7 @@ def run_link_job(ctx: JobContext) -> None:
             insert(run_results).values(
                 run_id=run_id,
                 status="succeeded",
+                attempt=ctx.job.attempts,
                 model_hash=model_hash,
                 threshold=float(result.choice.threshold),
                 links=result.links.num_rows,

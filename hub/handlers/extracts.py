@@ -381,9 +381,9 @@ async def download_file(ctx: Context) -> web.Response:
         raise NotFound(f"the release has no file {name!r}")
     f = files[name]
     datastore = ctx.services.datastore
-    context = f"{request_id}/{name}"
-    key = datastore.data_key(bytes.fromhex(f["wrapped_key"]), context)
-    data = await asyncio.to_thread(datastore.read_output, request_id, name, key)
+    stored = f["stored"]
+    key = datastore.data_key(bytes.fromhex(f["wrapped_key"]), f"{request_id}/{stored}")
+    data = await asyncio.to_thread(datastore.read_output, request_id, stored, key)
     await ctx.audit(
         resource=f"extract/{request_id}/files/{name}",
         dsa_id=row.agreement_id,

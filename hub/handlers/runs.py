@@ -295,7 +295,7 @@ def _feedback_file(
     from connectors.feedback import feedback_bytes, feedback_table
     from hub.linkjob import load_entities
 
-    entities = load_entities(datastore, run.id, result.entities_key)
+    entities = load_entities(datastore, result)
     entity_ids = entities.column("entity_id").to_pylist()
     datasets = entities.column("dataset").to_pylist()
     records = entities.column("record").to_pylist()

@@ -35,10 +35,12 @@ __all__ = [
     "extract_requests",
     "jobs",
     "linkage_runs",
+    "log_verifications",
     "metadata",
     "projects",
     "run_results",
     "tokens",
+    "ui_sessions",
     "upload_chunks",
     "upload_sessions",
     "user_roles",
@@ -220,6 +222,7 @@ run_results = Table(
     metadata,
     Column("run_id", String(64), primary_key=True),
     Column("status", String(16), nullable=False),
+    Column("attempt", Integer),
     Column("model_hash", String(64)),
     Column("threshold", Float),
     Column("links", BigInteger),
@@ -278,4 +281,31 @@ extract_outputs = Table(
     Column("release_entry", BigInteger, nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
+)
+
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("secret_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("user_id", String(64), ForeignKey("users.id"), nullable=False),
+    Column("token_id", String(64), ForeignKey("tokens.id"), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
+    Index("ui_sessions_user", "user_id"),
+)
+
+log_verifications = Table(
+    "log_verifications",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("verified_by", String(64), nullable=False),
+    Column("verified_us", BigInteger, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("checkpoint_size", BigInteger),
+    Column("problem", Text),
+    Column("seconds", Float, nullable=False),
+    Index("log_verifications_time", "verified_us"),
 )

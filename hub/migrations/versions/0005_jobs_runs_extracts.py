@@ -78,6 +78,7 @@ def upgrade() -> None:
         "run_results",
         sa.Column("run_id", sa.String(64), primary_key=True),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempt", sa.Integer),
         sa.Column("model_hash", sa.String(64)),
         sa.Column("threshold", sa.Float),
         sa.Column("links", sa.BigInteger),

@@ -122,12 +122,10 @@ def _entities(p: Prepared, run: str) -> dict[tuple[str, str], str]:
     config = load_config(p.data_dir)
     engine = open_engine(config.database_url())
     with engine.connect() as conn:
-        wrapped = conn.execute(
-            select(run_results.c.entities_key).where(run_results.c.run_id == run)
-        ).scalar_one()
+        result = conn.execute(select(run_results).where(run_results.c.run_id == run)).one()
     engine.dispose()
     store = DataStore(config.data_dir, MasterKey.load(config.path(config.keys.master_key)))
-    table = load_entities(store, run, wrapped)
+    table = load_entities(store, result)
     return {
         (d, r): e
         for e, d, r in zip(
