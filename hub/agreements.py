@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
@@ -20,6 +21,7 @@ from typing import Any, Final
 from hub.errors import BadRequest
 
 __all__ = [
+    "DOCUMENT_KEYS",
     "STATUSES",
     "Agreement",
     "Disclosure",
@@ -27,12 +29,13 @@ __all__ = [
     "Party",
     "Release",
     "parse_agreement",
+    "text_field",
 ]
 
 STATUSES: Final = ("draft", "active", "suspended", "ended")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_KEYS: Final = frozenset(
+DOCUMENT_KEYS: Final = frozenset(
     {
         "title",
         "purpose",
@@ -132,7 +135,8 @@ class Agreement:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
 
 
-def _text(doc: dict[str, Any], key: str, limit: int) -> str:
+def text_field(doc: Mapping[str, Any], key: str, limit: int) -> str:
+    """``doc[key]``: a non-empty printable string of at most ``limit`` characters, trimmed."""
     value = doc.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise BadRequest(f"{key} must be a non-empty string of at most {limit} characters")
@@ -153,7 +157,7 @@ def _party(raw: object, i: int) -> Party:
     agency = raw.get("agency")
     if not isinstance(agency, str) or not _SLUG.fullmatch(agency):
         raise BadRequest(f"parties[{i}].agency must be an agency id")
-    basis = _text(raw, "lawful_basis", 500)
+    basis = text_field(raw, "lawful_basis", 500)
     fields = raw.get("fields", [])
     if not isinstance(fields, list) or not all(
         isinstance(f, str) and _FIELD.fullmatch(f) for f in fields
@@ -218,7 +222,7 @@ def _feedback(raw: object, parties: tuple[Party, ...]) -> tuple[FeedbackRule, ..
 
 def parse_agreement(doc: dict[str, Any]) -> Agreement:
     """An ``Agreement`` from a request body; ``BadRequest`` names the first bad field."""
-    unknown = sorted(set(doc) - _KEYS)
+    unknown = sorted(set(doc) - DOCUMENT_KEYS)
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(unknown)}")
     status = doc.get("status", "draft")
@@ -238,8 +242,8 @@ def parse_agreement(doc: dict[str, Any]) -> Agreement:
     if review_date is None:
         raise BadRequest("review_date must be a date, YYYY-MM-DD")
     return Agreement(
-        title=_text(doc, "title", 200),
-        purpose=_text(doc, "purpose", 2000),
+        title=text_field(doc, "title", 200),
+        purpose=text_field(doc, "purpose", 2000),
         status=str(status),
         parties=parties,
         disclosure=_disclosure(doc.get("disclosure")),

@@ -24,12 +24,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.agreements import Agreement
+from hub.agreements import Agreement, text_field
 from hub.errors import BadRequest, Forbidden
 from hub.release.generalise import GeneralisationError, parse_generalisation
 
 __all__ = [
     "GOVERNANCE",
+    "REQUEST_KEYS",
     "ExtractSpec",
     "Filter",
     "parse_extract_spec",
@@ -39,7 +40,7 @@ __all__ = [
 GOVERNANCE: Final = "governance"
 KINDS: Final = ("records", "aggregate")
 FORMATS: Final = ("parquet", "csv")
-_KEYS: Final = frozenset(
+REQUEST_KEYS: Final = frozenset(
     {
         "run",
         "kind",
@@ -164,22 +165,13 @@ def _filters(raw: object, columns: Sequence[str], agencies: Sequence[str]) -> tu
     return tuple(sorted(set(linked))), tuple(where)
 
 
-def _text(doc: Mapping[str, Any], key: str, limit: int) -> str:
-    value = doc.get(key)
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise BadRequest(f"{key} must be a non-empty string of at most {limit} characters")
-    if not value.isprintable():
-        raise BadRequest(f"{key} must not contain control characters")
-    return value.strip()
-
-
 def parse_extract_spec(
     doc: Mapping[str, Any], agreement: Agreement, run_agencies: Sequence[str]
 ) -> ExtractSpec:
     """An ``ExtractSpec`` permitted by ``agreement`` for a run over ``run_agencies``;
     ``BadRequest`` for a malformed request, ``Forbidden`` for one the agreement does not
     permit."""
-    unknown = sorted(set(doc) - _KEYS)
+    unknown = sorted(set(doc) - REQUEST_KEYS)
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(unknown)}")
     run = doc.get("run")
@@ -235,7 +227,7 @@ def parse_extract_spec(
     return ExtractSpec(
         run=run,
         kind=str(kind),
-        justification=_text(doc, "justification", 2000),
+        justification=text_field(doc, "justification", 2000),
         attributes=attributes,
         generalise=generalise,
         linked_to_all=linked,

@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.agreements import Agreement, parse_agreement
+from hub.agreements import DOCUMENT_KEYS, Agreement, parse_agreement
 from hub.context import Context
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.store.schema import agencies, agreement_versions, projects
@@ -20,19 +20,7 @@ from hub.store.schema import agencies, agreement_versions, projects
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
-_DOCUMENT = frozenset(
-    {
-        "title",
-        "purpose",
-        "status",
-        "parties",
-        "disclosure",
-        "retention_days",
-        "review_date",
-        "release",
-        "feedback",
-    }
-)
+_DOCUMENT = DOCUMENT_KEYS
 _REQUIRED = frozenset({"title", "purpose", "parties", "retention_days", "review_date"})
 
 

@@ -30,7 +30,12 @@ from audit.bundle import format_bundle
 from hub.auth import new_id
 from hub.context import Context
 from hub.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
-from hub.extract_spec import GOVERNANCE, parse_extract_spec, required_capacities
+from hub.extract_spec import (
+    GOVERNANCE,
+    REQUEST_KEYS,
+    parse_extract_spec,
+    required_capacities,
+)
 from hub.governance import project_terms
 from hub.jobs import enqueue
 from hub.manifest import Release, sign_manifest
@@ -54,25 +59,13 @@ __all__ = [
 ]
 
 _DAY_US = 86_400 * 1_000_000
-_SPEC_KEYS = frozenset(
-    {
-        "run",
-        "kind",
-        "justification",
-        "attributes",
-        "generalise",
-        "filters",
-        "group_by",
-        "count",
-        "include",
-        "format",
-    }
-)
 
 
 async def request_extract(ctx: Context) -> web.Response:
     project_id = ctx.request.match_info["project_id"]
-    doc = await ctx.json_body(_SPEC_KEYS, frozenset({"run", "kind", "justification", "attributes"}))
+    doc = await ctx.json_body(
+        REQUEST_KEYS, frozenset({"run", "kind", "justification", "attributes"})
+    )
     p = ctx.principal
     assert p is not None
     services = ctx.services

@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +28,6 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.agreements import parse_agreement
 from hub.auth import new_id
 from hub.context import Context
 from hub.errors import (
@@ -41,9 +39,9 @@ from hub.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from hub.handlers.agreements import latest_version
+from hub.governance import project_terms
 from hub.permissions import Role
-from hub.store.schema import dataset_versions, projects, upload_chunks, upload_sessions
+from hub.store.schema import dataset_versions, upload_chunks, upload_sessions
 from hub.validate import Expected, validate_encoded
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -60,19 +58,11 @@ def _own_agency(ctx: Context) -> str:
 async def _expected(
     conn: AsyncConnection, project_id: str, agency: str
 ) -> tuple[Expected, str, int]:
-    project = (await conn.execute(select(projects).where(projects.c.id == project_id))).first()
-    if project is None:
-        raise NotFound(f"no project {project_id!r}")
-    newest = await latest_version(conn, project.agreement_id)
-    agreement = parse_agreement(json.loads(newest.document))
-    if not agreement.in_force(datetime.now(UTC).date()):
-        raise Forbidden(
-            f"agreement {project.agreement_id} version {newest.version} is not in force "
-            f"(status {agreement.status})"
-        )
-    party = agreement.party(agency)
+    terms = await project_terms(conn, project_id)
+    party = terms.agreement.party(agency)
     if party is None:
-        raise Forbidden(f"your agency is not a party to agreement {project.agreement_id}")
+        raise Forbidden(f"your agency is not a party to agreement {terms.agreement_id}")
+    project = terms.project
     expected = Expected(
         agency=agency,
         schema_id=project.schema_id,
@@ -80,7 +70,7 @@ async def _expected(
         key_check_value=project.key_check_value,
         permitted_fields=frozenset(party.fields),
     )
-    return expected, project.agreement_id, newest.version
+    return expected, terms.agreement_id, terms.version
 
 
 async def _session(conn: AsyncConnection, ctx: Context, session_id: str) -> Any:
