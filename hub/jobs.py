@@ -36,6 +36,7 @@ __all__ = [
     "JOB_KINDS",
     "STATUSES",
     "Job",
+    "JobCancelled",
     "JobLost",
     "claim",
     "enqueue",
@@ -55,6 +56,10 @@ ERROR_MAX = 1000
 class JobLost(Exception):
     """This worker no longer holds the job (its lease ran out and another took it, or it
     was cancelled): whatever it was doing must be thrown away."""
+
+
+class JobCancelled(JobLost):
+    """Someone cancelled the job while it ran: the worker stops and marks it cancelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +212,7 @@ def heartbeat(
     if done.rowcount != 1:
         raise JobLost(f"job {job_id} is no longer held by {worker}")
     if cancelled:
-        raise JobLost(f"job {job_id} was cancelled")
+        raise JobCancelled(f"job {job_id} was cancelled")
 
 
 def finish(
@@ -258,18 +263,22 @@ def release(engine: Engine, job_id: str, worker: str) -> None:
 
 
 def request_cancel(conn: Connection, job_id: str, now_us: int) -> str | None:
-    """Cancel a queued job at once, or ask a running one's worker to stop; the job's status
-    afterwards (None if there is no such job)."""
+    """Cancel a queued job at once (``"cancelled"``), or ask a running one's worker to stop
+    (``"cancelling"``); for a job that had already finished, ``"finished: <status>"``; None
+    if there is no such job."""
     row = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).first()
     if row is None:
         return None
     if row.status == "queued":
-        conn.execute(
+        done = conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.status == "queued")
             .values(status="cancelled", stage="cancelled", finished_us=now_us)
         )
-        return "cancelled"
+        if done.rowcount == 1:
+            return "cancelled"
+        row = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).one()
     if row.status == "running":
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
-    return str(row.status)
+        return "cancelling"
+    return f"finished: {row.status}"

@@ -37,7 +37,16 @@ from hub.cipher import CipherError, MasterKey
 from hub.config import HubConfig
 from hub.datastore import DataStore
 from hub.errors import ConfigError, HubError
-from hub.jobs import Job, JobLost, claim, finish, heartbeat, release, write_transaction
+from hub.jobs import (
+    Job,
+    JobCancelled,
+    JobLost,
+    claim,
+    finish,
+    heartbeat,
+    release,
+    write_transaction,
+)
 
 __all__ = ["JobContext", "Worker", "WorkerStopping", "run_worker"]
 
@@ -62,7 +71,7 @@ class JobContext:
     job: Job
     worker: Worker
     stage: str = "starting"
-    _lost: list[str] = field(default_factory=list)
+    _lost: list[JobLost] = field(default_factory=list)
 
     @property
     def config(self) -> HubConfig:
@@ -84,7 +93,7 @@ class JobContext:
         job was taken over or cancelled meanwhile."""
         self.stage = stage
         if self._lost:
-            raise JobLost(self._lost[0])
+            raise self._lost[0]
         heartbeat(
             self.engine, self.job.id, self.worker.id, self.now_us(), stage=stage, progress=fraction
         )
@@ -175,6 +184,10 @@ class Worker:
         try:
             self.handlers[job.kind](ctx)
             bound.info("job succeeded")
+        except JobCancelled:
+            with contextlib.suppress(JobLost):
+                ctx.commit(lambda conn: [], status="cancelled")
+            bound.info("job cancelled")
         except JobLost as exc:
             bound.warning("job lost", reason=str(exc))
         except WorkerStopping:
@@ -207,7 +220,7 @@ class Worker:
             try:
                 heartbeat(self.engine, ctx.job.id, self.id, ctx.now_us())
             except JobLost as exc:
-                ctx._lost.append(str(exc))
+                ctx._lost.append(exc)
                 return
             except Exception as exc:  # noqa: BLE001 - keep beating through a database blip
                 log.warning("heartbeat failed", job=ctx.job.id, error=type(exc).__name__)

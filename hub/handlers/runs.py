@@ -231,8 +231,8 @@ async def cancel_run(ctx: Context) -> web.Response:
         if run is None:
             raise NotFound(f"no run {run_id!r}")
         status = await conn.run_sync(request_cancel, run.job_id, ctx.services.now_us())
-        if status not in ("cancelled", "running"):
-            raise Conflict(f"run {run_id} has already finished ({status})")
+        if status not in ("cancelled", "cancelling"):
+            raise Conflict(f"run {run_id} has already {status}")
         await ctx.audit_in(
             conn,
             resource=f"run/{run_id}",

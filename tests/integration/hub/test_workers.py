@@ -22,6 +22,7 @@ from audit.logcheck import check_log
 from audit.note import parse_vkey
 from audit.sources import DatabaseSource
 from hub.cipher import MasterKey
+from hub.client import HubAPIError
 from hub.config import load_config
 from hub.datastore import DataStore
 from hub.demo import PROJECT
@@ -196,3 +197,51 @@ def test_spark_engine_by_configuration(prepared: Prepared) -> None:
     doc = analyst.call("GET", f"/v1/runs/{run}")
     assert doc["job"]["status"] == "succeeded", doc["job"]
     assert doc["diagnostics"]["engine"] == "spark" and doc["result"]["links"] > 100
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cancelled_run_is_never_run(prepared: Prepared) -> None:
+    p = prepared
+    analyst = p.hub.api("analyst")
+    run = analyst.start_run(PROJECT)["run"]
+    assert analyst.call("POST", f"/v1/runs/{run}/cancel", {})["status"] == "cancelled"
+    with pytest.raises(HubAPIError) as again:
+        analyst.call("POST", f"/v1/runs/{run}/cancel", {})
+    assert again.value.status == 409
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "worker", "--data-dir", str(p.data_dir), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "ran 0 jobs" in done.stderr, done.stderr[-2000:]
+    doc = analyst.call("GET", f"/v1/runs/{run}")
+    assert doc["job"]["status"] == "cancelled" and "result" not in doc
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cancelling_a_running_run_stores_nothing(prepared: Prepared) -> None:
+    p = prepared
+    analyst = p.hub.api("analyst")
+    run = analyst.start_run(PROJECT)["run"]
+    worker = start_worker(p, "worker.log")
+    try:
+        _wait(
+            lambda: analyst.call("GET", f"/v1/runs/{run}")["job"]["stage"] == "linking",
+            60,
+            "the run to start linking",
+        )
+        assert analyst.call("POST", f"/v1/runs/{run}/cancel", {})["status"] == "cancelling"
+        doc = _wait(
+            lambda: (
+                (d := analyst.call("GET", f"/v1/runs/{run}"))["job"]["status"] != "running" and d
+            ),
+            120,
+            "the worker to stop the run",
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert doc["job"]["status"] == "cancelled" and "result" not in doc
+    assert _count(p, select(func.count()).select_from(run_results)) == 0
