@@ -39,6 +39,7 @@ from hub.store.schema import (
     run_results,
     upload_sessions,
 )
+from hub.ui import setup_ui
 
 __all__ = ["create_app", "load_log_key"]
 
@@ -150,4 +151,5 @@ def create_app(config: HubConfig) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(resources)
     setup_routes(app)
+    setup_ui(app)
     return app

@@ -25,6 +25,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "Principal",
     "authenticate",
+    "certificate_agency",
     "hash_token",
     "new_id",
     "new_token",
@@ -91,7 +92,7 @@ def authenticate(
     certificate fingerprint (``None`` when the client sent none). The certificate is checked
     first, so a connection without a registered one learns nothing about the token.
     """
-    cert_agency = _certificate_agency(conn, client_cert, now_us)
+    cert_agency = certificate_agency(conn, client_cert, now_us)
     row = conn.execute(
         select(
             tokens.c.id,
@@ -121,10 +122,10 @@ def authenticate(
     return Principal(user_id, name, agency_id, roles, token_id, "bearer+mtls")
 
 
-def _certificate_agency(
-    conn: Connection, client_cert: str | bool | None, now_us: int
-) -> str | None:
-    """The agency the connection's certificate is registered to (None without mTLS)."""
+def certificate_agency(conn: Connection, client_cert: str | bool | None, now_us: int) -> str | None:
+    """The agency the connection's certificate is registered to (None without mTLS);
+    ``Unauthenticated`` for a connection without a registered, unrevoked, unexpired one.
+    (``hub.ui.sessions`` checks console sessions with it too.)"""
     if client_cert is False:
         return None
     if not isinstance(client_cert, str):

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audit.entry import Action, AuditEntry, Outcome
+from audit.entry import LABEL_MAX, TEXT_MAX, Action, AuditEntry, Outcome
 from audit.log import PendingAppend, Receipt
 from audit.note import SigningKey
 from hub.audit_trail import AuditTrail
@@ -78,6 +78,11 @@ class Context:
             "resource": self.request.path,
         }
         base.update(fields)
+        for name in _REQUEST_LABELS:
+            if isinstance(base.get(name), str):
+                base[name] = audit_label(base[name])
+        if isinstance(base.get("refusal_reason"), str):
+            base["refusal_reason"] = audit_label(base["refusal_reason"], TEXT_MAX)
         return AuditEntry(**base)
 
     async def audit_in(self, conn: AsyncConnection, **fields: Any) -> None:
@@ -142,6 +147,26 @@ class Context:
 
     def last_entry(self) -> int | None:
         return self.receipts[-1].sequence if self.receipts else None
+
+
+#: entry fields that may carry what a caller typed (a path, an id from the URL)
+_REQUEST_LABELS = ("resource", "dsa_id", "purpose")
+
+
+def audit_label(text: str, limit: int = LABEL_MAX) -> str:
+    """``text`` as an audit label: characters an entry refuses (controls, line breaks,
+    format characters, lone surrogates) percent-encoded as UTF-8, surrounding whitespace
+    removed, and cut to the entry's limit with a visible "..."; never empty. A request whose
+    path holds such characters is still recorded, not turned into a server error."""
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        else:
+            raw = char.encode("utf-8", "surrogatepass")
+            out.append("".join(f"%{b:02X}" for b in raw))
+    label = "".join(out).strip() or "-"
+    return label if len(label) <= limit else label[: limit - 3] + "..."
 
 
 def _address(remote: str | None) -> str | None:

@@ -194,9 +194,15 @@ _ERROR: Final = {
     },
 }
 
-_TEXT_RESPONSES: Final = {
-    ("GET", "/v1/audit/checkpoint"): "text/plain",
-    ("GET", "/v1/audit/entries.jsonl"): "application/x-ndjson",
+_TEXT_RESPONSES: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("GET", "/v1/audit/checkpoint"): ("text/plain",),
+    ("GET", "/v1/audit/entries.jsonl"): ("application/x-ndjson",),
+    ("GET", "/v1/runs/{run_id}/feedback"): ("application/vnd.apache.parquet",),
+    ("GET", "/v1/extracts/{extract_id}/files/{name}"): (
+        "application/vnd.apache.parquet",
+        "text/csv",
+    ),
+    ("GET", "/metrics"): ("text/plain",),
 }
 
 
@@ -227,9 +233,12 @@ def _operation(route: Any) -> dict[str, Any]:
             },
         },
     }
-    kind = _TEXT_RESPONSES.get(key, "application/json")
-    schema = {"type": "string"} if kind != "application/json" else {"type": "object"}
-    op["responses"]["2XX"] = {"description": "success", "content": {kind: {"schema": schema}}}
+    kinds = _TEXT_RESPONSES.get(key, ("application/json",))
+    content = {
+        kind: {"schema": {"type": "object"} if kind == "application/json" else {"type": "string"}}
+        for kind in kinds
+    }
+    op["responses"]["2XX"] = {"description": "success", "content": content}
     if key in REQUEST_BODIES:
         op["requestBody"] = {
             "required": True,

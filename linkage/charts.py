@@ -1,6 +1,7 @@
 """Diagnostic charts as standalone SVG (no plotting library, no scripts, readable offline).
 
-Two pictures a person can look at: the match-weight histogram of scored pairs, and the match
+Two pictures a person can look at: the match-weight histogram of scored pairs (from the
+weights, or from counts already binned, as a run's diagnostics store them), and the match
 weight of every comparison level (log2 of m/u) as horizontal bars, with m and u written beside
 each. Pure functions: numbers in, SVG text out.
 """
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 _FONT = 'font-family="sans-serif" font-size="12"'
+_CHAR_W = 6.8  # a generous average advance of a 12px sans-serif character
 _BAR = "#3b6ea8"
 _NEG = "#b5473a"
 
@@ -55,20 +57,43 @@ def weight_histogram_svg(
     """A histogram of match weights (log2 Bayes factors), with the threshold marked."""
     w = np.asarray(weights, dtype=np.float64)
     w = w[np.isfinite(w)]
+    if w.size == 0:
+        return histogram_svg([], [], title=title)
+    lo, hi = math.floor(float(w.min())), math.ceil(float(w.max()))
+    if hi == lo:
+        hi = lo + 1
+    counts, edges = np.histogram(w, bins=bins, range=(lo, hi))
+    return histogram_svg(
+        [int(c) for c in counts],
+        [float(e) for e in edges],
+        title=title,
+        threshold_weight=threshold_weight,
+    )
+
+
+def histogram_svg(
+    counts: Sequence[int],
+    edges: Sequence[float],
+    *,
+    title: str = "Match weight distribution of scored pairs",
+    threshold_weight: float | None = None,
+) -> str:
+    """The same histogram from counts already binned (``len(edges) == len(counts) + 1``),
+    as a run's stored diagnostics hold them."""
+    if counts and len(edges) != len(counts) + 1:
+        raise ValueError("a histogram needs one more edge than counts")
     width, height, left, bottom, top = 720, 360, 60, 40, 40
     plot_w, plot_h = width - left - 20, height - top - bottom
     body = [f'<text x="{width / 2}" y="22" text-anchor="middle" {_FONT}>{escape(title)}</text>']
-    if w.size == 0:
+    if not counts:
         body.append(
             f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>'
             "no scored pairs</text>"
         )
         return _svg(width, height, body, title)
-    lo, hi = math.floor(float(w.min())), math.ceil(float(w.max()))
-    if hi == lo:
-        hi = lo + 1
-    counts, edges = np.histogram(w, bins=bins, range=(lo, hi))
-    peak = max(int(counts.max()), 1)
+    lo, hi = float(edges[0]), float(edges[-1])
+    bins = len(counts)
+    peak = max(max(int(c) for c in counts), 1)
     bar_w = plot_w / bins
     for i, c in enumerate(counts):
         h = plot_h * int(c) / peak
@@ -106,9 +131,15 @@ def weight_histogram_svg(
 def parameter_chart_svg(
     levels: Sequence[LevelParameters], *, title: str = "Match weight of each comparison level"
 ) -> str:
-    """Horizontal bars of log2(m/u) per level, grouped by comparison, m and u written beside."""
-    row_h, left, right, top = 22, 300, 200, 44
-    width = 960
+    """Horizontal bars of log2(m/u) per level, grouped by comparison, m and u written beside.
+    The label margin grows with the labels up to a limit; a longer label is shortened with an
+    ellipsis and kept whole in its tooltip (``<title>``)."""
+    row_h, top = 22, 44
+    labels = [f"{lv.comparison}: {lv.level}" for lv in levels]
+    left = max(300, min(420, int(_CHAR_W * max(map(len, labels), default=0)) + 16))
+    fits = int((left - 16) / _CHAR_W)
+    right = 240
+    width = left + 400 + right
     height = top + row_h * (len(levels) + 1) + 20
     weights = [lv.weight for lv in levels if lv.weight is not None]
     span = max([abs(w) for w in weights] + [1.0])
@@ -125,8 +156,10 @@ def parameter_chart_svg(
         name = lv.comparison if lv.comparison != previous else ""
         previous = lv.comparison
         label = f"{name}: {lv.level}" if name else lv.level
+        shown = label if len(label) <= fits else label[: fits - 1] + "\u2026"
         body.append(
-            f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" {_FONT}>{escape(label)}</text>'
+            f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" {_FONT}>{escape(shown)}'
+            f"<title>{escape(label)}</title></text>"
         )
         w = lv.weight
         if w is None:

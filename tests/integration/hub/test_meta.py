@@ -14,11 +14,15 @@ from tests.integration.hub.conftest import RunningHub
 
 
 def _served(data_dir: Path) -> set[tuple[str, str]]:
+    """The API's routes the app serves (the web console's HTML pages under /ui are not
+    part of the JSON API: ``hub.ui.pages.PAGES`` lists them)."""
     app = create_app(load_config(data_dir))
     return {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
+        if route.method != "HEAD"
+        and route.resource is not None
+        and not route.resource.canonical.startswith("/ui")
     }
 
 
