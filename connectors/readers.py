@@ -154,9 +154,10 @@ class ParquetReader:
         self.path = path
         try:
             self._file = pq.ParquetFile(path)
-        except (pa.ArrowException, OSError) as exc:
+            names = list(self._file.schema_arrow.names)
+        except (pa.ArrowException, OSError, ValueError) as exc:  # ValueError: bad UTF-8
             raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
-        self.columns = _check_header(path, list(self._file.schema_arrow.names))
+        self.columns = _check_header(path, names)
 
     def batches(self, wanted: list[str], rows: int) -> Iterator[Batch]:
         if self._file.metadata.num_rows == 0:
@@ -164,7 +165,7 @@ class ParquetReader:
         try:
             for batch in self._file.iter_batches(batch_size=rows, columns=wanted):
                 yield {name: _as_text(batch.column(name)) for name in wanted}
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:  # ValueError: bad UTF-8
             raise InputFileError(f"{self.path}: cannot read Parquet data ({exc})") from None
 
 
@@ -182,6 +183,33 @@ def _as_text(column: pa.Array) -> list[str | None]:
     return values
 
 
+def _xlsx_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged .xlsx raises from openpyxl: a bad zip, a bad deflate stream, broken
+    XML, missing parts, bad text."""
+    import zipfile
+    import zlib
+    from xml.etree.ElementTree import ParseError
+
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    return (
+        InvalidFileException,
+        zipfile.BadZipFile,
+        zlib.error,
+        ParseError,
+        EOFError,
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        IndexError,
+        AttributeError,
+    )
+
+
+_XLSX_ERRORS = _xlsx_errors()
+
+
 @dataclass
 class ExcelReader:
     """The first (or the named) worksheet of an .xlsx workbook; the first row is the header."""
@@ -190,25 +218,31 @@ class ExcelReader:
     columns: list[str]
 
     def __init__(self, path: Path, sheet: str | None) -> None:
-        import zipfile
-
         from openpyxl import load_workbook
-        from openpyxl.utils.exceptions import InvalidFileException
 
         self.path = path
         try:
             self._book = load_workbook(path, read_only=True, data_only=True)
-        except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError):
+        except _XLSX_ERRORS:
             raise InputFileError(f"{path}: not a readable Excel .xlsx workbook") from None
         if sheet is not None and sheet not in self._book.sheetnames:
             raise InputFileError(f"{path}: no worksheet named {sheet!r}")
         self._sheet = self._book[sheet] if sheet is not None else self._book.worksheets[0]
-        header = next(self._sheet.iter_rows(max_row=1, values_only=True), None)
+        try:
+            header = next(self._sheet.iter_rows(max_row=1, values_only=True), None)
+        except _XLSX_ERRORS:
+            raise InputFileError(f"{path}: the workbook is damaged") from None
         if header is None:
             raise InputFileError(f"{path}: the worksheet is empty")
         self.columns = _check_header(path, [_cell_text(v) or "" for v in header])
 
     def batches(self, wanted: list[str], rows: int) -> Iterator[Batch]:
+        try:
+            yield from self._batches(wanted, rows)
+        except _XLSX_ERRORS:
+            raise InputFileError(f"{self.path}: the workbook is damaged") from None
+
+    def _batches(self, wanted: list[str], rows: int) -> Iterator[Batch]:
         index = [self.columns.index(c) for c in wanted]
         batch: Batch = {c: [] for c in wanted}
         count = 0
