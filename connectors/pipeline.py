@@ -112,12 +112,22 @@ def output_metadata(job: PseudonymiseJob, rows: int) -> dict[str, Any]:
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The ``pprl`` metadata of an encoded file."""
-    meta = pq.read_metadata(path).metadata or {}
+    """The ``pprl`` metadata of an encoded file; ``ConnectorError`` for a missing,
+    unreadable or foreign file."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not Parquet"
+        raise ConnectorError(f"{path}: cannot read it ({reason})") from None
     raw = meta.get(METADATA_KEY)
     if raw is None:
         raise ConnectorError(f"{path}: not a pprl-hub encoded file (no pprl metadata)")
-    doc: dict[str, Any] = json.loads(raw)
+    try:
+        doc: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        raise ConnectorError(f"{path}: its pprl metadata is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise ConnectorError(f"{path}: its pprl metadata is not a JSON object")
     return doc
 
 
