@@ -42,5 +42,9 @@ bench-audit: $(STAMP)
 bench-hub: $(STAMP)
 	$(BIN)/python bench/hub.py
 
+.PHONY: bench-attack
+bench-attack: $(STAMP)
+	$(BIN)/python bench/attack.py
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .pytest_cache .ruff_cache bench/.peers-venv
