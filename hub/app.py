@@ -10,15 +10,12 @@ serves the same state.
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import select
 
-from audit.errors import AuditError
 from audit.log import AuditLog
 from audit.note import SigningKey
 from hub.audit_trail import AuditTrail
@@ -31,6 +28,7 @@ from hub.metrics import METRICS, Metrics, metrics_middleware
 from hub.middlewares import error_middleware, request_id_middleware
 from hub.release_key import ensure_release_key
 from hub.routes import SERVICES, setup_routes
+from hub.signing_keys import read_signing_key
 from hub.store.db import Store, current_revision, head_revision
 from hub.store.schema import (
     dataset_versions,
@@ -47,20 +45,7 @@ __all__ = ["create_app", "load_log_key"]
 def load_log_key(path: Path, origin: str) -> SigningKey:
     """The log's signing key from its 0600 file; refuses a key readable by others or
     named for another origin."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the log signing key {path}: {exc.strerror}") from None
-    if mode & 0o077:
-        raise ConfigError(f"{path} is readable by other users: chmod 600 it")
-    try:
-        key = SigningKey.from_text(text)
-    except AuditError:
-        raise ConfigError(f"{path} is not a log signing key") from None
-    if key.name != origin:
-        raise ConfigError(f"{path} is the key of log {key.name!r}, not {origin!r}")
-    return key
+    return read_signing_key(path, origin, "log signing key")
 
 
 def _master_key(config: HubConfig) -> MasterKey:

@@ -6,14 +6,12 @@ gets one the first time the hub starts (``ensure_release_key``)."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
-from audit.errors import AuditError
 from audit.note import SigningKey
 from hub.config import HubConfig
-from hub.errors import ConfigError
 from hub.manifest import release_key_name
+from hub.signing_keys import read_signing_key
 
 __all__ = ["ensure_release_key", "write_release_key"]
 
@@ -40,17 +38,4 @@ def ensure_release_key(config: HubConfig) -> SigningKey:
         return write_release_key(path, config.origin)
     except FileExistsError:
         pass
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the release signing key {path}: {exc.strerror}") from None
-    if mode & 0o077:
-        raise ConfigError(f"{path} is readable by other users: chmod 600 it")
-    try:
-        key = SigningKey.from_text(text)
-    except AuditError:
-        raise ConfigError(f"{path} is not a release signing key") from None
-    if key.name != release_key_name(config.origin):
-        raise ConfigError(f"{path} is the release key of {key.name!r}, not of this hub")
-    return key
+    return read_signing_key(path, release_key_name(config.origin), "release signing key")

@@ -398,11 +398,12 @@ async def _principal(ctx: Context) -> Principal:
         async with services.store.read() as conn:
             return await conn.run_sync(authenticate, token, services.now_us(), client_cert)
     except Unauthenticated as exc:
-        await _record_refusal(ctx, exc, action="login-failure")
+        await record_refusal(ctx, exc, action="login-failure")
         raise
 
 
-async def _record_refusal(ctx: Context, exc: HubError, action: Action | None = None) -> None:
+async def record_refusal(ctx: Context, exc: HubError, action: Action | None = None) -> None:
+    """Audit a refused (4xx) or failed (5xx) request, with the reason for a refusal."""
     if action is not None:
         ctx.action = action
     outcome: Outcome = "refused" if exc.status < 500 else "error"
@@ -425,13 +426,13 @@ def guard(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             ctx.role = ctx.principal.role_for(route.permission)
             if ctx.role is None:
                 refusal = Forbidden(f"none of your roles grants {route.permission.value}")
-                await _record_refusal(ctx, refusal)
+                await record_refusal(ctx, refusal)
                 raise refusal
         try:
             response = await route.handler(ctx)
         except HubError as exc:
             ctx.discard()
-            await _record_refusal(ctx, exc)
+            await record_refusal(ctx, exc)
             raise
         except Exception as exc:
             ctx.discard()

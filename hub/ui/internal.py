@@ -20,11 +20,10 @@ from typing import Any, cast
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from audit.entry import Outcome
 from hub.context import Context
 from hub.errors import Forbidden, HubError
 from hub.permissions import Permission
-from hub.routes import ROUTES, Route
+from hub.routes import ROUTES, Route, record_refusal
 
 __all__ = ["ApiCall", "Recorded", "call_api", "route_for"]
 
@@ -100,12 +99,6 @@ class ApiCall:
     response: web.StreamResponse
 
 
-async def _refuse(ctx: Context, exc: HubError) -> None:
-    outcome: Outcome = "refused" if exc.status < 500 else "error"
-    reason = exc.message[:1000] if outcome == "refused" else None
-    await ctx.audit(outcome, refusal_reason=reason)
-
-
 async def call_api(
     page: Context,
     method: str,
@@ -143,14 +136,14 @@ async def call_api(
         ctx.role = principal.role_for(route.permission)
         if ctx.role is None:
             refusal = Forbidden(f"none of your roles grants {route.permission.value}")
-            await _refuse(ctx, refusal)
+            await record_refusal(ctx, refusal)
             page.audited = True
             raise Recorded(refusal)
     try:
         response = await route.handler(ctx)
     except HubError as exc:
         ctx.discard()
-        await _refuse(ctx, exc)
+        await record_refusal(ctx, exc)
         page.audited = True
         raise Recorded(exc) from None
     except Exception:
