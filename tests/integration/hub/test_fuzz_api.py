@@ -10,6 +10,8 @@ collects this module."""
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,11 @@ from hub.routes import ROUTES
 from tests.integration.hub.conftest import RunningHub, _init, start_hub, stop_hub
 
 SCHEMA = schemathesis.openapi.from_dict(openapi(ROUTES, title="pprl hub", version=__version__))
+#: Examples per operation (each sent as every caller): 3 in ``make test``; the long run in
+#: docs/security.md sets ``PPRL_FUZZ_EXAMPLES``.
+EXAMPLES = int(os.environ.get("PPRL_FUZZ_EXAMPLES", "3"))
+#: Status codes of every fuzzed request, printed by the last test (``pytest -s``).
+STATUSES: Counter[int] = Counter()
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -63,14 +70,17 @@ def callers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callers]:
 
 @SCHEMA.parametrize()
 @settings(
-    max_examples=3,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_no_request_breaks_the_hub(case: schemathesis.Case, callers: Callers) -> None:
     for token in callers.tokens.values():
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        case.call_and_validate(base_url=callers.hub.url, headers=headers, checks=CHECKS, timeout=30)
+        response = case.call_and_validate(
+            base_url=callers.hub.url, headers=headers, checks=CHECKS, timeout=30
+        )
+        STATUSES[response.status_code] += 1
 
 
 def test_the_log_still_verifies_after_fuzzing(callers: Callers, tmp_path: Path) -> None:
@@ -84,3 +94,5 @@ def test_the_log_still_verifies_after_fuzzing(callers: Callers, tmp_path: Path) 
     assert audit_main(args) == 0
     status, me = callers.hub.call("GET", "/v1/me", callers.tokens["auditor"])
     assert status == 200 and json.dumps(me)
+    assert not any(code >= 500 for code in STATUSES)
+    print(f"\nfuzzed requests: {sum(STATUSES.values())}; by status: {sorted(STATUSES.items())}")
