@@ -42,6 +42,10 @@ bench-audit: $(STAMP)
 bench-hub: $(STAMP)
 	$(BIN)/python bench/hub.py
 
+.PHONY: bench-load
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py --postgres "$$(.ci/postgres)"
+
 .PHONY: bench-attack
 bench-attack: $(STAMP)
 	$(BIN)/python bench/attack.py

@@ -33,13 +33,9 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,27 +45,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench._common import BENCH_DIR, REPO_DIR, log, machine_info, print_result_line
-from hub.local import serve_local
-
-PYTHON = str(REPO_DIR / ".venv" / "bin" / "python")
+from bench._hubsetup import (
+    add_agreement_project,
+    fresh_postgres,
+    keygen,
+    pseudonymise,
+    start_hub,
+    stop_hub,
+    user_token,
+    verify_log,
+)
 
 
 def _encoded_file(out: Path, records: int) -> Path:
     """The connector's output for a synthetic population, rows repeated up to ``records``."""
-    from connectors.cli import main as connector
     from connectors.synth import synthesise
 
     people = min(20_000, max(2_000, records // 10))
     synthesise(people, 17, out / "exports")
-    connector(["keygen", "--out", str(out / "project.key")])
-    connector(["keygen", "--record-key", "--out", str(out / "ae-record.key")])
+    keygen(out / "project.key")
+    keygen(out / "ae-record.key", record_key=True)
     base = out / "base.parquet"
-    connector([
-        "pseudonymise", "--mapping", str(REPO_DIR / "config/mappings/ae.toml"),
-        "--schema", str(REPO_DIR / "config/encoding/v2.toml"),
-        "--key", str(out / "project.key"), "--record-key", str(out / "ae-record.key"),
-        "--input", str(out / "exports/ae_attendances.csv"), "--output", str(base), "--quiet",
-    ])  # fmt: skip
+    pseudonymise(
+        REPO_DIR / "config/mappings/ae.toml", out / "project.key", out / "ae-record.key",
+        out / "exports/ae_attendances.csv", base,
+    )  # fmt: skip
     table = pq.read_table(base)
     meta = json.loads(pq.read_metadata(base).metadata[b"pprl"])
     parts, rows = [], 0
@@ -93,63 +93,14 @@ def _encoded_file(out: Path, records: int) -> Path:
     return path
 
 
-def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def _start_hub(
-    data_dir: Path, database: str | None
-) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
-    args = [
-        PYTHON,
-        "-m",
-        "hub.cli",
-        "init",
-        "--data-dir",
-        str(data_dir),
-        "--origin",
-        "bench.hub.invalid/audit",
-        "--json",
-    ]
-    if database:
-        args += ["--database-url", database]
-    made = json.loads(
-        subprocess.run(args, capture_output=True, text=True, check=True, cwd=REPO_DIR).stdout
-    )
-    proc, url = serve_local(data_dir, data_dir.parent / f"{data_dir.name}-serve.log")
-    return proc, url, made
-
-
 def _setup(url: str, admin: str, meta: dict[str, Any]) -> str:
     agency = meta["agency"]
     fields = [a["name"] for a in meta["attributes"]]
-    _call(url, admin, "POST", "/v1/agencies", {"id": agency, "name": agency})
-    _call(url, admin, "POST", "/v1/agencies", {"id": "police-bench", "name": "police"})
-    _call(url, admin, "POST", "/v1/agreements", {
-        "id": "dsa-bench", "title": "bench", "purpose": "benchmark", "status": "active",
-        "parties": [
-            {"agency": agency, "lawful_basis": "bench", "fields": fields},
-            {"agency": "police-bench", "lawful_basis": "bench", "fields": []},
-        ],
-        "retention_days": 30, "review_date": "2099-01-01",
-    })  # fmt: skip
-    _call(url, admin, "POST", "/v1/projects", {
-        "id": "bench", "name": "bench", "agreement": "dsa-bench",
-        "schema_id": meta["schema"]["id"], "schema_hash": meta["schema"]["hash"],
-        "key_check_value": meta["key_check_value"],
-    })  # fmt: skip
-    user = _call(
-        url,
-        admin,
-        "POST",
-        "/v1/users",
-        {"name": "officer", "agency": agency, "roles": ["data_officer"]},
-    )
-    return str(_call(url, admin, "POST", f"/v1/users/{user['id']}/tokens", {})["token"])
+    add_agreement_project(
+        url, admin, agreement="dsa-bench", project="bench",
+        parties=[(agency, fields), ("police-bench", [])], meta=meta,
+    )  # fmt: skip
+    return user_token(url, admin, "officer", ["data_officer"], agency)
 
 
 async def _load(url: str, token: str, clients: int, seconds: float) -> dict[str, Any]:
@@ -192,20 +143,6 @@ async def _load(url: str, token: str, clients: int, seconds: float) -> dict[str,
     }
 
 
-def _verify(data_dir: Path, vkey: str) -> bool:
-    done = subprocess.run(
-        [PYTHON, "-m", "audit.cli", "verify", "--db", _db_url(data_dir), "--log-key", vkey],
-        capture_output=True, text=True, check=False, cwd=REPO_DIR,
-    )  # fmt: skip
-    return done.returncode == 0
-
-
-def _db_url(data_dir: Path) -> str:
-    from hub.config import load_config
-
-    return load_config(data_dir).database_url()
-
-
 def _measure(
     system: str, args: argparse.Namespace, encoded: Path, out: Path, database: str | None
 ) -> dict[str, Any]:
@@ -213,7 +150,7 @@ def _measure(
 
     meta = json.loads(pq.read_metadata(encoded).metadata[b"pprl"])
     data_dir = out / system
-    proc, url, made = _start_hub(data_dir, database)
+    proc, url, made = start_hub(data_dir, database)
     try:
         token = _setup(url, made["admin"]["token"], meta)
         mb = encoded.stat().st_size / 1e6
@@ -226,9 +163,8 @@ def _measure(
         load = asyncio.run(_load(url, token, args.clients, args.seconds))
         log(f"{system}: p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, {load['errors']} errors")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    verified = _verify(data_dir, made["log_public_key"])
+        stop_hub(proc)
+    verified = bool(verify_log(data_dir, made["log_public_key"])["ok"])
     return {
         "system": system,
         "dataset": f"encoded-{meta['row_count']}",
@@ -259,17 +195,8 @@ def main() -> None:
     encoded = _encoded_file(out, args.records)
     results = [_measure("ours-sqlite", args, encoded, out, None)]
     if args.postgres:
-        import psycopg
-
-        name = f"pprl_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = args.postgres.rpartition("/")[0] + "/" + name
+        with fresh_postgres(args.postgres) as url:
             results.append(_measure("ours-postgresql", args, encoded, out, url))
-        finally:
-            with psycopg.connect(args.postgres, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print()
     heads = (
         ("records/s", 12),

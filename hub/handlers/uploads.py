@@ -257,6 +257,18 @@ async def commit_upload(ctx: Context) -> web.Response:
     assert p is not None
     try:
         async with ctx.services.store.write() as conn:
+            # The entry first: it takes the audit log's write lock (on PostgreSQL an advisory
+            # lock; SQLite's write lock is already held), so concurrent commits of one agency
+            # number their versions one after another instead of colliding on max() + 1.
+            await ctx.audit_in(
+                conn,
+                resource=f"dataset/{version_id}",
+                dsa_id=agreement_id,
+                dsa_version=agreement_version,
+                rows=info.rows,
+                columns=tuple(info.columns),
+                output_hash=row.sha256,
+            )
             number = await conn.scalar(
                 select(func.coalesce(func.max(dataset_versions.c.version), 0) + 1).where(
                     dataset_versions.c.project_id == row.project_id,
@@ -286,15 +298,6 @@ async def commit_upload(ctx: Context) -> web.Response:
                 update(upload_sessions)
                 .where(upload_sessions.c.id == session_id)
                 .values(status="committed")
-            )
-            await ctx.audit_in(
-                conn,
-                resource=f"dataset/{version_id}",
-                dsa_id=agreement_id,
-                dsa_version=agreement_version,
-                rows=info.rows,
-                columns=tuple(info.columns),
-                output_hash=row.sha256,
             )
     except IntegrityError:  # a concurrent commit of the same session won
         ctx.discard()
