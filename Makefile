@@ -46,6 +46,10 @@ bench-hub: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py --postgres "$$(.ci/postgres)"
 
+.PHONY: bench-faults
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults.py --private-postgres
+
 .PHONY: bench-attack
 bench-attack: $(STAMP)
 	$(BIN)/python bench/attack.py
