@@ -21,6 +21,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "StorageFull",
     "Unauthenticated",
     "Unprocessable",
 ]
@@ -101,3 +102,20 @@ class Unprocessable(HubError):
 class ServiceUnavailable(HubError):
     status = 503
     code = "unavailable"
+
+
+class StorageFull(HubError):
+    """The disk (or PostgreSQL's) holding the hub's data is full: nothing was changed, and
+    the request can be repeated once an operator has made room."""
+
+    status = 507
+    code = "storage_full"
+
+    def __init__(
+        self,
+        message: str = (
+            "the hub's storage is full; nothing was changed: try again once an operator has "
+            "made room"
+        ),
+    ) -> None:
+        super().__init__(message)

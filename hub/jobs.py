@@ -8,8 +8,9 @@ writer lock (``BEGIN IMMEDIATE``).
 
 A running job carries a lease: its worker updates ``heartbeat_us`` every few seconds. A job
 whose heartbeat is older than the lease belongs to a worker that died (SIGKILL, power
-loss): the next claim puts it back in the queue, or fails it once it has used up its
-attempts. A worker that lost its lease (another took the job over) finds out on its next
+loss): the next claim puts it back in the queue or, once it has used up its attempts,
+hands it to the claiming worker to fail (so the failure is recorded and audited by that
+kind's failure hook, in the transaction that ends the job, like any other failure). A worker that lost its lease (another took the job over) finds out on its next
 heartbeat or at ``finish``, whose update matches only its own running claim, and rolls its
 results back: results are written in the same transaction that marks the job succeeded, so
 there are never half-written results.
@@ -72,6 +73,8 @@ class Job:
     max_attempts: int
     created_by: str
     payload: dict[str, Any]
+    #: Set when the job is handed over only to be failed: why (its attempts are used up).
+    failing: str | None = None
 
 
 @contextmanager
@@ -117,20 +120,19 @@ def enqueue(
     return job_id
 
 
+#: Why a job whose worker died on its last attempt is failed.
+EXHAUSTED = "its worker stopped (killed or lost) on every attempt; no attempts left"
+
+
+def _stale(now_us: int, lease_us: int) -> Any:
+    return (jobs.c.status == "running") & (jobs.c.heartbeat_us < now_us - lease_us)
+
+
 def _reap(conn: Connection, now_us: int, lease_us: int) -> None:
-    """Running jobs whose worker stopped heartbeating: back to the queue, or failed when
-    their attempts are used up."""
-    stale = (jobs.c.status == "running") & (jobs.c.heartbeat_us < now_us - lease_us)
-    conn.execute(
-        update(jobs)
-        .where(stale, jobs.c.attempts >= jobs.c.max_attempts)
-        .values(
-            status="failed",
-            stage="failed",
-            finished_us=now_us,
-            error="its worker stopped (killed or lost) and it has no attempts left",
-        )
-    )
+    """Running jobs whose worker stopped heartbeating: cancelled if that was asked for,
+    otherwise back to the queue while they have attempts left. Those without attempts left
+    stay running (stale) until a worker of their kind takes them to fail (``_exhausted``)."""
+    stale = _stale(now_us, lease_us)
     conn.execute(
         update(jobs)
         .where(stale, jobs.c.cancel_requested.is_(True))
@@ -138,17 +140,57 @@ def _reap(conn: Connection, now_us: int, lease_us: int) -> None:
     )
     conn.execute(
         update(jobs)
-        .where(stale)
+        .where(stale, jobs.c.attempts < jobs.c.max_attempts)
         .values(status="queued", stage="retrying after a lost worker", worker=None, progress=0.0)
     )
+
+
+def _exhausted(
+    conn: Connection, *, worker: str, now_us: int, lease_us: int, kinds: tuple[str, ...]
+) -> Any:
+    """A stale job of ``kinds`` with no attempts left, now held by ``worker`` to be failed
+    (its attempts unchanged); None if there is none."""
+    stale = _stale(now_us, lease_us)
+    query = (
+        select(jobs)
+        .where(stale, jobs.c.attempts >= jobs.c.max_attempts, jobs.c.kind.in_(kinds))
+        .order_by(jobs.c.created_us, jobs.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    taken = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == row.id, stale)
+        .values(worker=worker, heartbeat_us=now_us, stage="failing: " + EXHAUSTED)
+    )
+    return row if taken.rowcount == 1 else None
 
 
 def claim(
     engine: Engine, *, worker: str, now_us: int, lease_us: int, kinds: tuple[str, ...] = JOB_KINDS
 ) -> Job | None:
-    """The oldest queued job of ``kinds``, now running for ``worker``; None if none."""
+    """The oldest queued job of ``kinds``, now running for ``worker``; None if none. A job
+    whose worker died on its last attempt comes first, with ``failing`` set: the worker
+    must fail it, not run it."""
     with write_transaction(engine) as conn:
         _reap(conn, now_us, lease_us)
+        dead = _exhausted(conn, worker=worker, now_us=now_us, lease_us=lease_us, kinds=kinds)
+        if dead is not None:
+            return Job(
+                dead.id,
+                dead.kind,
+                dead.project_id,
+                dead.subject_id,
+                dead.attempts,
+                dead.max_attempts,
+                dead.created_by,
+                json.loads(dead.payload),
+                failing=EXHAUSTED,
+            )
         query = (
             select(jobs)
             .where(jobs.c.status == "queued", jobs.c.kind.in_(kinds))

@@ -8,7 +8,8 @@ starts more, on the same machine or (with PostgreSQL) on others sharing the data
 While a job runs, a heartbeat thread renews its lease every ``workers.heartbeat_seconds``; a
 job whose lease runs out is taken over by another worker (see ``hub.jobs``). SIGTERM or
 SIGINT stops the worker: a job in progress goes back to the queue without counting the
-attempt, and nothing of it is stored.
+attempt, and nothing of it is stored. If the database goes away (restarting, unreachable)
+the worker keeps trying, waiting longer each time (up to 30 s), instead of exiting.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from audit.db import open_engine
 from audit.entry import AuditEntry
@@ -47,8 +49,12 @@ from hub.jobs import (
     release,
     write_transaction,
 )
+from hub.store.db import database_error
 
 __all__ = ["JobContext", "Worker", "WorkerStopping", "run_worker"]
+
+#: The longest wait between attempts to reach a database that went away, in seconds.
+_OUTAGE_BACKOFF_MAX = 30.0
 
 log = structlog.get_logger("hub.worker")
 
@@ -171,7 +177,11 @@ class Worker:
         )
         if job is None:
             return False
-        self._run(job)
+        if job.failing is not None:
+            self._fail(JobContext(job, self), job.failing)
+            log.warning("job failed", job=job.id, kind=job.kind, error=job.failing)
+        else:
+            self._run(job)
         return True
 
     def _run(self, job: Job) -> None:
@@ -200,8 +210,11 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - a job's failure must not stop the worker
             message = f"{type(exc).__name__}: {exc}"
             if job.attempts < job.max_attempts:
-                release_for_retry(self.engine, job, self.id, message)
                 bound.error("job error, will retry", error=message, tb=traceback.format_exc())
+                try:
+                    release_for_retry(self.engine, job, self.id, message)
+                except DBAPIError as db:  # its lease runs out and the next claim requeues it
+                    bound.warning("could not requeue the job", error=type(db).__name__)
             else:
                 self._fail(ctx, message)
                 bound.error("job failed", error=message, tb=traceback.format_exc())
@@ -264,10 +277,24 @@ def run_worker(
     worker = Worker(config, handlers)
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     ran = 0
+    outage = 0  # consecutive failures to reach the database
     log.info("worker started", worker=worker.id)
     try:
         while True:
-            if worker.run_one():
+            try:
+                found = worker.run_one()
+            except DBAPIError as exc:
+                if database_error(exc) is None:
+                    raise
+                # The database went away (restarting, unreachable): wait and try again. A job
+                # this worker held comes back to the queue when its lease runs out.
+                outage += 1
+                wait = min(_OUTAGE_BACKOFF_MAX, poll * 2 ** min(outage, 6))
+                log.warning("database unavailable; retrying", error=type(exc).__name__, wait=wait)
+                time.sleep(wait)
+                continue
+            outage = 0
+            if found:
                 ran += 1
                 continue
             if once:

@@ -21,13 +21,40 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from audit.db import configure_sqlite, immediate_options, open_engine
-from hub.errors import ConfigError, ServiceUnavailable
+from hub.errors import ConfigError, HubError, ServiceUnavailable, StorageFull
 
-__all__ = ["Store", "async_url", "current_revision", "head_revision", "migrate"]
+__all__ = [
+    "Store",
+    "async_url",
+    "current_revision",
+    "database_error",
+    "head_revision",
+    "migrate",
+]
+
+#: SQLSTATEs of a connection that went away: class 08 (connection exception) and the server
+#: shutting down, crashing or not yet accepting connections (57P01 to 57P03).
+_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+def database_error(exc: DBAPIError) -> HubError | None:
+    """The hub error a database failure means (the database unreachable or restarting, or
+    its disk full); None for anything else (a constraint or a trigger's refusal is the
+    caller's to handle)."""
+    state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    if state == "53100" or "database or disk is full" in str(exc.orig):
+        return StorageFull()
+    if (
+        isinstance(exc, OperationalError | InterfaceError)
+        or exc.connection_invalidated
+        or state.startswith(_GONE)
+    ):
+        return ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}")
+    return None
 
 
 def async_url(url: str) -> str:
@@ -60,8 +87,11 @@ class Store:
         try:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except (OperationalError, InterfaceError) as exc:
-            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            mapped = database_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -71,8 +101,11 @@ class Store:
                 conn = await conn.execution_options(**immediate_options())
                 async with conn.begin():
                     yield conn
-        except (OperationalError, InterfaceError) as exc:
-            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            mapped = database_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
 
 def _alembic_config() -> AlembicConfig:

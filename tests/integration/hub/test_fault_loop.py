@@ -132,14 +132,6 @@ def test_a_killed_upload_resumes_and_a_killed_job_is_taken_over(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: a job whose worker dies on every attempt is failed by the lease reaper "
-        "(hub/jobs.py _reap) with no audit entry and no run result; an extract request stays "
-        "'approved' forever (see bench/README.md, faults)"
-    ),
-)
 def test_a_job_whose_worker_always_dies_ends_failed_and_audited(
     reports: dict[str, dict[str, Any]],
 ) -> None:
@@ -163,7 +155,8 @@ def test_a_full_disk_is_answered_survived_and_recovered_from(
         pytest.skip(row["skipped"])
     assert row["uploads_before_full"] >= 1
     assert row["errors_when_full"], "the disk never filled up"
-    assert all(kind.startswith("http_5") for kind in row["errors_when_full"]), row
+    # named as what it is: the hub's storage is full (507), never a generic 500
+    assert set(row["errors_when_full"]) <= {"http_507"}, row["errors_when_full"]
     assert row["hub_alive_when_full"] is True
     assert row["restart_when_full"] == "ready", row["restart_when_full"]
     assert row["upload_after_growing"] is True
@@ -183,6 +176,9 @@ def test_a_postgresql_restart_is_survived_without_restarting_the_hub(
         pytest.skip(row["skipped"])
     assert row["restarts"] == 1
     assert row["hub_restarts"] == 0, row
+    assert row["standalone_worker_exits"] == 0, row  # a worker waits for the database
+    # requests caught by the restart are answered 503 (try again), never 500
+    assert not {k for k in row["errors_seen"] if k.startswith("http_") and k != "http_503"}, row
     assert row["recovery_seconds_max"] < 30, row
     assert row["acknowledged"] >= 1
     assert row["lost"] == 0 and row["half_written_visible"] == 0, row

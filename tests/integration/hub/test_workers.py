@@ -177,6 +177,44 @@ def test_claims_race_safely(database_url: str, tmp_path: Path) -> None:
     assert statuses == {"succeeded": 40}
 
 
+def test_a_job_whose_worker_died_on_its_last_attempt_is_handed_over_to_be_failed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A lost worker's job goes back to the queue while it has attempts left; after its last
+    attempt the next claim hands it over with ``failing`` set (not run again, attempts
+    unchanged), to one worker only, and a worker that dies while failing it leaves it to the
+    next. Jobs of other kinds are left to their own workers."""
+    url = database_url if "://" in database_url else f"sqlite:///{database_url}"
+    migrate(url, create=True)
+    engine = open_engine(url)
+    lease = 10
+    with write_transaction(engine) as conn:
+        job_id = enqueue(conn, kind="extract", project_id="p", subject_id="r", created_by="u",
+                         now_us=0, max_attempts=2)  # fmt: skip
+    first = claim(engine, worker="w1", now_us=100, lease_us=lease)
+    assert first is not None and first.attempts == 1 and first.failing is None
+    # w1 dies: after the lease, w2 gets the job back for its second (last) attempt
+    assert claim(engine, worker="w2", now_us=105, lease_us=lease) is None  # lease not over
+    second = claim(engine, worker="w2", now_us=200, lease_us=lease)
+    assert second is not None and second.attempts == 2 and second.failing is None
+    # w2 dies too: a worker of another kind leaves it alone; an extract worker fails it
+    assert claim(engine, worker="w3", now_us=300, lease_us=lease, kinds=("link",)) is None
+    third = claim(engine, worker="w3", now_us=300, lease_us=lease)
+    assert third is not None and third.id == job_id and third.failing
+    assert third.attempts == 2
+    assert claim(engine, worker="w4", now_us=305, lease_us=lease) is None  # held by w3
+    # w3 dies while failing it: the next claim hands it over again
+    fourth = claim(engine, worker="w4", now_us=400, lease_us=lease)
+    assert fourth is not None and fourth.id == job_id and fourth.failing
+    with write_transaction(engine) as conn:
+        finish(conn, job_id, "w4", 401, status="failed", error=fourth.failing)
+    assert claim(engine, worker="w5", now_us=10**6, lease_us=lease) is None
+    with engine.connect() as conn:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+    engine.dispose()
+    assert (row.status, row.attempts, row.worker) == ("failed", 2, "w4")
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_spark_engine_by_configuration(prepared: Prepared) -> None:
     """``workers.engine = "spark"`` links on a local Spark session (Java 17)."""
