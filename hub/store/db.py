@@ -92,6 +92,8 @@ class Store:
             if mapped is None:
                 raise
             raise mapped from exc
+        except ConnectionError as exc:  # asyncpg's connect can fail with the bare OS error
+            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -106,6 +108,8 @@ class Store:
             if mapped is None:
                 raise
             raise mapped from exc
+        except ConnectionError as exc:  # asyncpg's connect can fail with the bare OS error
+            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
 
 
 def _alembic_config() -> AlembicConfig:
