@@ -10,8 +10,10 @@ A running job carries a lease: its worker updates ``heartbeat_us`` every few sec
 whose heartbeat is older than the lease belongs to a worker that died (SIGKILL, power
 loss): the next claim puts it back in the queue or, once it has used up its attempts,
 hands it to the claiming worker to fail (so the failure is recorded and audited by that
-kind's failure hook, in the transaction that ends the job, like any other failure). A worker that lost its lease (another took the job over) finds out on its next
-heartbeat or at ``finish``, whose update matches only its own running claim, and rolls its
+kind's failure hook, in the transaction that ends the job, like any other failure).
+
+A worker that lost its lease (another took the job over) finds out on its next heartbeat or
+at ``finish``, whose update matches only its own running claim, and rolls its
 results back: results are written in the same transaction that marks the job succeeded, so
 there are never half-written results.
 
