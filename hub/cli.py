@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from audit.checkpoint import parse_decimal
 from hub.config import CONFIG_NAME, HubConfig, load_config, parse_config
 from hub.errors import ConfigError, HubError
 
@@ -256,7 +257,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.data_dir)
     listen = args.listen or config.server.listen
     host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or parse_decimal(port) is None:
         raise ConfigError("--listen must be HOST:PORT")
     _configure_logging(config)
     app = create_app(config)

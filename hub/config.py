@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from audit.checkpoint import parse_decimal
 from hub.errors import ConfigError
 
 __all__ = [
@@ -226,7 +227,7 @@ def parse_config(doc: dict[str, Any], data_dir: Path) -> HubConfig:
 def _check(config: HubConfig) -> None:
     server = config.server
     host, _, port = server.listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not 0 < (parse_decimal(port) or 0) < 65536:
         raise ConfigError("server.listen must be HOST:PORT")
     if (server.tls_certificate is None) != (server.tls_private_key is None):
         raise ConfigError("server.tls_certificate and server.tls_private_key go together")

@@ -182,17 +182,7 @@ def claim(
         _reap(conn, now_us, lease_us)
         dead = _exhausted(conn, worker=worker, now_us=now_us, lease_us=lease_us, kinds=kinds)
         if dead is not None:
-            return Job(
-                dead.id,
-                dead.kind,
-                dead.project_id,
-                dead.subject_id,
-                dead.attempts,
-                dead.max_attempts,
-                dead.created_by,
-                json.loads(dead.payload),
-                failing=EXHAUSTED,
-            )
+            return _job(dead, dead.attempts, failing=EXHAUSTED)
         query = (
             select(jobs)
             .where(jobs.c.status == "queued", jobs.c.kind.in_(kinds))
@@ -216,15 +206,21 @@ def claim(
                 heartbeat_us=now_us,
             )
         )
+    return _job(row, row.attempts + 1)
+
+
+def _job(row: Any, attempts: int, *, failing: str | None = None) -> Job:
+    """The job a ``jobs`` row describes, at its ``attempts``-th attempt."""
     return Job(
         row.id,
         row.kind,
         row.project_id,
         row.subject_id,
-        row.attempts + 1,
+        attempts,
         row.max_attempts,
         row.created_by,
         json.loads(row.payload),
+        failing=failing,
     )
 
 

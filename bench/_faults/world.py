@@ -22,7 +22,6 @@ import json
 import random
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from bench._common import REPO_DIR
+from bench._hubsetup import fresh_postgres
 from hub.client import HubAPI
 from hub.config import load_config
 from hub.demo import set_up
@@ -68,16 +68,8 @@ def fresh_database(admin_url: str | None) -> Iterator[str | None]:
     if admin_url is None:
         yield None
         return
-    import psycopg
-
-    name = f"pprl_faults_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rpartition("/")[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres(admin_url, prefix="pprl_faults") as url:
+        yield url
 
 
 def init_hub(data_dir: Path, database_url: str | None, chunk_bytes: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from audit import store as audit_store
 from audit.bundle import format_bundle
-from audit.checkpoint import verify_cosignature
+from audit.checkpoint import parse_decimal, verify_cosignature
 from audit.entry import decode
 from audit.errors import AuditError, TreeError
 from audit.note import format_note, parse_signature_line, parse_vkey
@@ -35,9 +35,10 @@ def _int(ctx: Context, name: str, default: int | None = None, minimum: int = 0) 
         if default is None:
             raise BadRequest(f"query parameter {name} is required")
         return default
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
+    value = parse_decimal(raw)
+    if value is None or value < minimum:
         raise BadRequest(f"{name} must be an integer of at least {minimum}")
-    return int(raw)
+    return value
 
 
 def _time(ctx: Context, name: str) -> int | None:
@@ -173,10 +174,9 @@ async def consistency_proof(ctx: Context) -> web.Response:
 
 
 async def bundle(ctx: Context) -> web.Response:
-    raw = ctx.request.match_info["index"]
-    if not raw.isdigit():
+    index = parse_decimal(ctx.request.match_info["index"])
+    if index is None:
         raise BadRequest("the entry index must be an integer")
-    index = int(raw)
     log = ctx.services.trail.log
     try:
         async with ctx.services.store.read() as conn:

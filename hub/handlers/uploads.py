@@ -28,6 +28,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from audit.checkpoint import parse_decimal
 from hub.auth import new_id
 from hub.context import Context
 from hub.errors import (
@@ -167,10 +168,9 @@ async def upload_status(ctx: Context) -> web.Response:
 
 async def put_chunk(ctx: Context) -> web.Response:
     session_id = ctx.request.match_info["upload_id"]
-    raw_index = ctx.request.match_info["index"]
-    if not raw_index.isdigit():
+    index = parse_decimal(ctx.request.match_info["index"])
+    if index is None:
         raise BadRequest("the chunk index must be an integer")
-    index = int(raw_index)
     claimed = ctx.request.headers.get("X-Chunk-SHA256", "")
     if not _HEX64.fullmatch(claimed):
         raise BadRequest("send the chunk's SHA-256 as 64 lowercase hex digits in X-Chunk-SHA256")

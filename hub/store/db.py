@@ -12,8 +12,8 @@ connection (pysqlite or psycopg) and is what ``hub migrate`` and ``hub init`` ru
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 
 from alembic import command
@@ -57,6 +57,20 @@ def database_error(exc: DBAPIError) -> HubError | None:
     return None
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Raise the hub error a database failure in the block means (``database_error``)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        mapped = database_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    except ConnectionError as exc:  # asyncpg's connect can fail with the bare OS error
+        raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
+
+
 def async_url(url: str) -> str:
     """The async-driver form of a ``sqlite:///`` or ``postgresql://`` URL."""
     parsed = make_url(url)
@@ -84,32 +98,18 @@ class Store:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a read transaction (rolled back at the end)."""
-        try:
+        with _translated():
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except DBAPIError as exc:
-            mapped = database_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        except ConnectionError as exc:  # asyncpg's connect can fail with the bare OS error
-            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction, committed when the block ends normally."""
-        try:
+        with _translated():
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(**immediate_options())
                 async with conn.begin():
                     yield conn
-        except DBAPIError as exc:
-            mapped = database_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        except ConnectionError as exc:  # asyncpg's connect can fail with the bare OS error
-            raise ServiceUnavailable(f"the database is unavailable: {type(exc).__name__}") from exc
 
 
 def _alembic_config() -> AlembicConfig:

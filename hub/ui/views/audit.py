@@ -13,7 +13,7 @@ from aiohttp import web
 
 from audit import store as audit_store
 from audit.bundle import parse_bundle, verify_bundle
-from audit.checkpoint import cosignature_timestamp
+from audit.checkpoint import cosignature_timestamp, parse_decimal
 from audit.entry import ACTIONS, OUTCOMES
 from audit.errors import AuditError
 from hub.errors import BadRequest
@@ -126,7 +126,7 @@ async def entries(view: View) -> web.StreamResponse:
     """Entries matching the filters, ``PAGE_SIZE`` at a time, oldest first."""
     chosen = _filters(view)
     raw_after = view.request.query.get("after", "0")
-    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 18 else 0
+    after = parse_decimal(raw_after) or 0
     query = {**_api_query(chosen), "after": str(after), "limit": str(PAGE_SIZE)}
     found = await view.api("GET", "/v1/audit/entries", query=query)
     rows = [

@@ -76,6 +76,20 @@ def test_bad_requests_get_clear_errors_and_change_nothing(hub: RunningHub) -> No
     assert len(refused) == len(cases)
 
 
+def test_numbers_in_paths_and_queries_are_ascii_decimal(hub: RunningHub) -> None:
+    """Digits Python's int() refuses (a superscript three, found by the API fuzz test) or
+    accepts but HTTP should not (Arabic-Indic digits) are a 400, not a 500."""
+    auditor = hub.token_for("Ann Auditor", ["auditor"])
+    for path in (
+        "/v1/audit/bundles/%C2%B3",
+        "/v1/audit/bundles/%D9%A3",
+        "/v1/audit/entries?after=%C2%B3",
+        "/v1/audit/proofs/consistency?old=%C2%B3&new=1",
+    ):
+        status, err = hub.call("GET", path, auditor)
+        assert status == 400 and err["error"]["code"] == "bad_request", (path, status, err)
+
+
 def _request_for(route_path: str) -> str:
     """A concrete path for a route: every {placeholder} becomes a plausible missing id."""
     import re
