@@ -2,14 +2,17 @@
 
 Usage (from the repository root, in the project's venv; ``make bench-attack`` runs the default)::
 
-    python bench/attack.py [--people 160000] [--hardening default,none,salt-yob] [--quick]
+    python bench/attack.py [--people 160000] [--hardening default,none,salt-yob,...] [--quick]
 
 A synthetic population (``connectors.synth``) renders two corrupted agency extracts (A&E and
 police); the connector encodes both under fresh keys with schema v2 as shipped (``default``),
-with its hardening switched off (``none``) and, as a trade-off point, with v1's keyed salt by
-birth year added (``salt-yob``). The adversary holds what the hub holds (the encoded Parquet
-columns), knows the public schema (Kerckhoffs) and has a plaintext reference population that
-overlaps the encoded people by 100%, 90%, 75% and 50%. Attacks (``bench/_attacks/``):
+with its hardening switched off (``none``), with v1's keyed salt by birth year added
+(``salt-yob``) and, for the trade-off curve, with random bit flipping added at several
+probabilities (``flip-0.02`` ... ``flip-0.25``: ``[hardening] flip_probability``; these run at the
+``--curve-overlaps`` only, 100% and 90% by default). The adversary holds what the hub holds (the
+encoded Parquet columns), knows the public schema (Kerckhoffs) and has a plaintext reference
+population that overlaps the encoded people by 100%, 90%, 75% and 50%. The attacks
+(``bench/_attacks/``):
 
 * ``frequency``: frequency alignment of every token and every filter column;
 * ``patterns``: pattern mining of filter bit patterns (Christen et al., PAKDD 2018);
@@ -45,6 +48,8 @@ from bench._common import BENCH_DIR, load_average, log, machine_info, print_resu
 ATTACKS = ("frequency", "patterns", "graph", "dictionary")
 NO_KEY = ("frequency", "patterns", "graph")
 OVERLAPS = (1.0, 0.9, 0.75, 0.5)
+#: What ``--quick`` runs: both settings the issue names, and one point of the flip curve.
+QUICK_HARDENING = "default,none,flip-0.2"
 #: The issue's target: under 1% of records re-identified by the no-key adversary at 90% overlap
 #: or more, with the default hardening.
 TARGET_SHARE = 0.01
@@ -55,6 +60,7 @@ class Config:
     people: int
     seed: int
     overlaps: tuple[float, ...]
+    curve_overlaps: tuple[float, ...]
     hardening: tuple[str, ...]
     attacks: tuple[str, ...]
     graph_nodes: int
@@ -71,10 +77,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p.add_argument("--seed", type=int, default=2026, help="population and sampling seed")
     p.add_argument("--overlaps", default=",".join(map(str, OVERLAPS)), help="reference overlaps")
     p.add_argument(
+        "--curve-overlaps",
+        default="1.0,0.9",
+        help="reference overlaps for the flip-* variants (default 1.0,0.9: the target's range)",
+    )
+    p.add_argument(
         "--hardening",
         help="comma-separated subset of: "
         + ", ".join(data.VARIANTS)
-        + " (default: all; quick: default,none)",
+        + f" (default: all; quick: {QUICK_HARDENING})",
     )
     p.add_argument("--attacks", default=",".join(ATTACKS), help="subset of: " + ", ".join(ATTACKS))
     p.add_argument("--graph-nodes", type=int, help="nodes per graph (default 3000; quick 300)")
@@ -89,16 +100,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p.add_argument("--quick", action="store_true", help="a small run for CI (well under a minute)")
     a = p.parse_args(argv)
     overlaps = tuple(float(x) for x in a.overlaps.split(",") if x.strip())
+    curve_overlaps = tuple(float(x) for x in a.curve_overlaps.split(",") if x.strip())
     hardening = tuple(
         h.strip()
-        for h in (a.hardening or ("default,none" if a.quick else ",".join(data.VARIANTS))).split(
+        for h in (a.hardening or (QUICK_HARDENING if a.quick else ",".join(data.VARIANTS))).split(
             ","
         )
         if h.strip()
     )
     attacks = tuple(x.strip() for x in a.attacks.split(",") if x.strip())
-    if not overlaps or any(not 0.0 < o <= 1.0 for o in overlaps):
-        p.error("--overlaps: values in (0, 1]")
+    for flag, values in (("--overlaps", overlaps), ("--curve-overlaps", curve_overlaps)):
+        if not values or any(not 0.0 < o <= 1.0 for o in values):
+            p.error(f"{flag}: values in (0, 1]")
     if not hardening or set(hardening) - set(data.VARIANTS):
         p.error(f"--hardening: choose from {', '.join(data.VARIANTS)}")
     if not attacks or set(attacks) - set(ATTACKS):
@@ -120,6 +133,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         people=people,
         seed=a.seed,
         overlaps=overlaps,
+        curve_overlaps=curve_overlaps,
         hardening=hardening,
         attacks=attacks,
         graph_nodes=a.graph_nodes or (300 if a.quick else 3000),
@@ -174,7 +188,8 @@ def _column_rows(
 def run(cfg: Config) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     logging.getLogger("splink").setLevel(logging.ERROR)
     world = data.build_world(cfg.people, cfg.seed, cfg.out / "world")
-    references = {o: data.reference_people(world, o, cfg.seed) for o in cfg.overlaps}
+    every = dict.fromkeys((*cfg.overlaps, *cfg.curve_overlaps))
+    references = {o: data.reference_people(world, o, cfg.seed) for o in every}
     dataset = f"synthetic people={world.people} seed={cfg.seed}"
     population = {
         "people": world.people,
@@ -198,12 +213,19 @@ def run(cfg: Config) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, An
             {c: frequency.classes(view, c) for c in columns} if "frequency" in cfg.attacks else {}
         )
         stolen = dictionary.encode_population(view, world) if "dictionary" in cfg.attacks else {}
-        for overlap in cfg.overlaps:
+        for overlap in cfg.curve_overlaps if variant.flip else cfg.overlaps:
             reference = references[overlap]
             true_ref = _true_reference(view, reference)
-            # one stream per overlap and variant (the name's length tells the variants apart)
-            rng = np.random.default_rng([cfg.seed, int(overlap * 100), len(name)])
-            common = {"base": base, "hardening": name, "overlap": overlap, "linkage_f1": f1}
+            # one stream per overlap, the same for every variant: each attack samples the same
+            # records and nodes whatever the hardening, so the variants differ only in encoding
+            rng = np.random.default_rng([cfg.seed, int(overlap * 100)])
+            common = {
+                "base": base,
+                "hardening": name,
+                "overlap": overlap,
+                "linkage_f1": f1,
+                "flip_probability": variant.flip,
+            }
             for attack in cfg.attacks:
                 log(f"{name}: {attack} at overlap {overlap:.0%}")
                 t = time.perf_counter()
@@ -275,6 +297,39 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "target": TARGET_SHARE,
                 "meets_target": worst["reidentified_share"] < TARGET_SHARE,
                 "linkage_f1": worst["linkage_f1"],
+                "flip_probability": worst["flip_probability"],
+            }
+        )
+    return out
+
+
+def curve(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trade-off curve: for the default hardening and each flip-* variant (the default plus
+    bit flipping), in order of flip probability, each no-key attack's record-level share at each
+    overlap, and the linkage F1."""
+    points = sorted(
+        {
+            r["hardening"]: r["flip_probability"]
+            for r in results
+            if r["hardening"] == "default" or r["flip_probability"] > 0
+        }.items(),
+        key=lambda kv: kv[1],
+    )
+    out = []
+    for h, p in points:
+        rows = [
+            r
+            for r in results
+            if r["hardening"] == h and r["level"] == "record" and r["attack"] in NO_KEY
+        ]
+        out.append(
+            {
+                "hardening": h,
+                "flip_probability": p,
+                "linkage_f1": rows[0]["linkage_f1"] if rows else None,
+                "reidentified_share": {
+                    f"{r['attack']}@{r['overlap']}": r["reidentified_share"] for r in rows
+                },
             }
         )
     return out
@@ -329,6 +384,20 @@ def print_report(
                 f"{r['target']} {100 * r['reidentified_share']:.1f}%" for r in vals[:4]
             )
             print(f"  {attack:<11} {h:<9} {shown}")
+    points = curve(results)
+    if len(points) > 1:
+        print()
+        print("trade-off curve (the default plus bit flipping): record-level re-id% and F1")
+        keys = sorted({k for p in points for k in p["reidentified_share"]}, reverse=True)
+        print(f"{'flip':>6} {'F1':>6}  " + "  ".join(f"{k:>15}" for k in keys))
+        for point in points:
+            f1 = point["linkage_f1"]
+            f1s = "     -" if f1 is None else f"{f1:.4f}"
+            shares = point["reidentified_share"]
+            print(
+                f"{point['flip_probability']:>6} {f1s:>6}  "
+                + "  ".join(f"{_pct(shares.get(k)):>15}" for k in keys)
+            )
     print()
     for c in checks:
         verdict = "meets" if c["meets_target"] else "FAILS"
@@ -354,10 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         results,
         linkage=linkage,
         targets=checks,
+        curve=curve(results),
         population=population,
         settings={
             "quick": cfg.quick,
             "graph_nodes": cfg.graph_nodes,
+            "curve_overlaps": list(cfg.curve_overlaps),
             "patterns": {
                 k: getattr(cfg.pattern_params, k) for k in cfg.pattern_params.__dataclass_fields__
             },

@@ -1,7 +1,7 @@
 """Cryptographic primitives for pseudonymisation: the only module that imports hazmat.
 
 Everything else in the connector calls the named recipes here (``derive_key``, ``Mac``,
-``keyed_permutation``, ``new_secret``):
+``keyed_permutation``, ``keystream``, ``new_secret``):
 
 * Per-purpose keys are derived from a 256-bit secret with HKDF-SHA256 (RFC 5869), using the fixed
   salt :data:`HKDF_SALT` and the purpose label as ``info``.
@@ -17,6 +17,7 @@ import secrets
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 #: HKDF salt: fixed and public; the secret carries the entropy, the label separates purposes.
@@ -102,3 +103,12 @@ def keyed_permutation(key: bytes, n: int) -> list[int]:
         j = word % bound
         perm[i], perm[j] = perm[j], perm[i]
     return perm
+
+
+def keystream(key: bytes, nonce: bytes, length: int) -> bytes:
+    """``length`` pseudorandom bytes: AES-256-CTR under ``key`` from the 16-byte counter block
+    ``nonce`` (the encryption of zeros)."""
+    if len(key) != 32 or len(nonce) != 16:
+        raise ValueError("keystream needs a 32-byte key and a 16-byte nonce")
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor()
+    return encryptor.update(bytes(length)) + encryptor.finalize()

@@ -16,6 +16,14 @@ from the secrets with HKDF labels (see ``docs/security.md``):
   after appending the complement of the filter.
 * ``pprl-hub/record-pseudonym`` (from the agency's own record-key secret): the record pseudonym,
   HMAC-SHA256(key, UTF-8 record id) truncated to 16 bytes.
+* ``pprl-hub/flip/<schema_id>`` (from the agency's record-key secret), only when the schema sets
+  ``[hardening] flip_probability`` p > 0: random bit flipping (BLIP). For each record, the
+  keystream AES-256-CTR(key, nonce = HMAC-SHA256(key, lp(UTF-8 record id))[:16]) is read as
+  big-endian 16-bit words, one per stored filter bit, filters in schema order (a missing filter
+  still consumes its words); the stored bit is flipped when its word is below
+  ``round(p * 65536)``. The noise differs between records, even of the same value, and between
+  agencies, but re-encoding a record gives the same noise (so repeated uploads cannot be
+  averaged). Tokens are not flipped.
 
 Bits are packed most significant bit first: bit ``i`` is bit ``7 - i % 8`` of byte ``i // 8``.
 """
@@ -30,8 +38,14 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from connectors._crypto import Mac, derive_key, keyed_permutation
-from connectors.encoding_schema import EncodingSchema, FieldRef, FilterSpec, TokenSpec
+from connectors._crypto import Mac, derive_key, keyed_permutation, keystream
+from connectors.encoding_schema import (
+    FLIP_RESOLUTION,
+    EncodingSchema,
+    FieldRef,
+    FilterSpec,
+    TokenSpec,
+)
 from connectors.transforms import transformer
 
 TOKEN_BYTES = 16
@@ -41,6 +55,8 @@ _CACHE_LIMIT = 20_000
 _GRAM_CACHE_LIMIT = 200_000
 #: Distinct values encoded per NumPy pass (bounds the bit matrix to a few MB).
 _MATRIX_ROWS = 2048
+#: Records flipped per NumPy pass (bounds the keystream to tens of MB).
+_FLIP_ROWS = 2048
 
 Columns = Mapping[str, Sequence[str | None]]
 
@@ -206,6 +222,50 @@ class _FilterEncoder:
         )
 
 
+class _Flipper:
+    """Random bit flipping of stored filters, keyed per record (see the module docstring)."""
+
+    def __init__(self, key: bytes, widths: Sequence[tuple[str, int]], probability: float) -> None:
+        self._key = key
+        self._mac = Mac(key)
+        self._threshold = round(probability * FLIP_RESOLUTION)
+        self._widths = list(widths)
+        self._bits = 8 * sum(w for _, w in widths)
+
+    def _masks(self, record_ids: Sequence[str]) -> npt.NDArray[np.uint8]:
+        """Per record, the packed flip mask of every filter, concatenated in schema order."""
+        stream = b"".join(
+            keystream(self._key, self._mac.digest(_lp(r.encode("utf-8")))[:16], 2 * self._bits)
+            for r in record_ids
+        )
+        words = np.frombuffer(stream, dtype=">u2").reshape(len(record_ids), self._bits)
+        return np.packbits(words < self._threshold, axis=1, bitorder="big")
+
+    def apply(self, filters: dict[str, pa.Array], record_ids: Sequence[str]) -> dict[str, pa.Array]:
+        n = len(record_ids)
+        parts: dict[str, list[npt.NDArray[np.uint8]]] = {name: [] for name, _ in self._widths}
+        for start in range(0, n, _FLIP_ROWS):
+            masks = self._masks(record_ids[start : start + _FLIP_ROWS])
+            offset = 0
+            for name, width in self._widths:
+                parts[name].append(masks[:, offset : offset + width])
+                offset += width
+        out = {}
+        for name, width in self._widths:
+            arr = filters[name]
+            flips = np.concatenate(parts[name]) if parts[name] else np.zeros((0, width), np.uint8)
+            # missing filters stay missing: their (zero) slots are flipped but never read
+            data = arr.fill_null(bytes(width)).buffers()[1]
+            stored = np.frombuffer(data, dtype=np.uint8, count=n * width).reshape(n, width)
+            out[name] = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(width),
+                n,
+                [arr.buffers()[0], pa.py_buffer((stored ^ flips).tobytes())],
+                null_count=arr.null_count,
+            )
+        return out
+
+
 class Encoder:
     """Encodes normalised records under one schema, linkage secret and record-key secret."""
 
@@ -237,6 +297,16 @@ class Encoder:
             for ref in dict.fromkeys(r for t in schema.tokens for r in t.inputs)
         }
         self._record_mac = Mac(derive_key(record_secret, "pprl-hub/record-pseudonym"))
+        flip = schema.hardening.flip_probability
+        self._flipper = (
+            _Flipper(
+                derive_key(record_secret, f"pprl-hub/flip/{sid}"),
+                [(f.name, schema.filter_bytes(f)) for f in schema.filters],
+                flip,
+            )
+            if flip > 0
+            else None
+        )
 
     def pseudonym(self, record_id: str) -> bytes:
         """The agency's record pseudonym for one of its record ids."""
@@ -263,6 +333,8 @@ class Encoder:
             [s or "" for s in self._text(salt_ref, columns)] if salt_ref is not None else [""] * n
         )
         filters = {f.spec.name: f.encode(texts[f.spec.input], salts) for f in self._filters}
+        if self._flipper is not None:
+            filters = self._flipper.apply(filters, record_ids)
         return EncodedBatch(pseudonyms, tokens, filters)
 
     def _text(self, ref: FieldRef, columns: Columns) -> list[str | None]:

@@ -48,6 +48,11 @@ _TEXT_TRANSFORMS: frozenset[str] = frozenset({"first", "initial", "metaphone"})
 _PHONE_TRANSFORMS: frozenset[str] = frozenset({"mobile", "landline"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _MAX_BITS = 65536
+#: Random bit flipping above this destroys more linkage signal than any attack it could stop
+#: (at 0.5 a filter is pure noise).
+MAX_FLIP_PROBABILITY = 0.25
+#: Flip decisions compare 16-bit keystream words against ``round(p * 65536)``.
+FLIP_RESOLUTION = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +88,13 @@ class FilterSpec:
 
 @dataclass(frozen=True, slots=True)
 class Hardening:
-    """Bloom-filter hardening: keyed salting by a record attribute, and balancing."""
+    """Bloom-filter hardening: keyed salting by a record attribute, balancing, and random bit
+    flipping (BLIP: each stored filter bit is flipped with ``flip_probability``, under noise
+    keyed per record by the agency's record-key secret)."""
 
     salt: FieldRef | None
     balance: bool
+    flip_probability: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,20 +182,35 @@ def _parse(src: TomlSource) -> EncodingSchema:
     hard = data.get("hardening", {})
     if not isinstance(hard, dict):
         raise SchemaError(f"{src.where('hardening')}: [hardening] must be a table")
-    _only_keys(src, hard, {"salt", "balance"}, "[hardening]")
+    _only_keys(src, hard, {"salt", "balance", "flip_probability"}, "[hardening]")
     salt_raw = hard.get("salt")
     salt = None if salt_raw is None else _parse_ref(src, salt_raw, kinds, "salt")
     balance = hard.get("balance", True)
     if not isinstance(balance, bool):
         raise SchemaError(f"{src.where('balance')}: balance must be true or false")
+    hardening = Hardening(salt, balance, _flip_probability(src, hard.get("flip_probability", 0)))
 
-    partial = EncodingSchema(
-        schema_id, version, description, tokens, filters, Hardening(salt, balance), extra, ""
-    )
+    partial = EncodingSchema(schema_id, version, description, tokens, filters, hardening, extra, "")
     digest = hashlib.sha256(_canonical_bytes(partial)).hexdigest()
     return EncodingSchema(
-        schema_id, version, description, tokens, filters, Hardening(salt, balance), extra, digest
+        schema_id, version, description, tokens, filters, hardening, extra, digest
     )
+
+
+def _flip_probability(src: TomlSource, raw: object) -> float:
+    """``[hardening] flip_probability``: from 0 (the default: no flipping) to 0.25.
+
+    The encoder flips a bit when a 16-bit keystream word is below ``round(p * 65536)``, so the
+    probability it applies is ``p`` to within 1/65536."""
+    where = src.where("flip_probability")
+    if not isinstance(raw, int | float) or isinstance(raw, bool):
+        raise SchemaError(f"{where}: flip_probability must be a number from 0 to 0.25")
+    p = float(raw)
+    if not 0.0 <= p <= MAX_FLIP_PROBABILITY:
+        raise SchemaError(
+            f"{where}: flip_probability must be from 0 to {MAX_FLIP_PROBABILITY}, not {raw}"
+        )
+    return p
 
 
 def _parse_extra(src: TomlSource, raw: object) -> tuple[ExtraField, ...]:
@@ -347,14 +370,22 @@ def _canonical(schema: EncodingSchema) -> dict[str, Any]:
             }
             for f in schema.filters
         ],
-        "hardening": {
-            "salt": None if schema.hardening.salt is None else str(schema.hardening.salt),
-            "balance": schema.hardening.balance,
-        },
+        "hardening": _canonical_hardening(schema.hardening),
         "extra_fields": [
             {"name": e.name, "kind": e.kind, "unique": e.unique} for e in schema.extra_fields
         ],
     }
+
+
+def _canonical_hardening(h: Hardening) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "salt": None if h.salt is None else str(h.salt),
+        "balance": h.balance,
+    }
+    # absent when off, so that schemas written before flipping existed keep their hash
+    if h.flip_probability:
+        out["flip_probability"] = h.flip_probability
+    return out
 
 
 def _canonical_bytes(schema: EncodingSchema) -> bytes:

@@ -34,6 +34,7 @@ turns it into Splink comparisons for any engine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +61,9 @@ LOCATION_FIELDS = frozenset({"postcode", "address", "landline"})
 # and how far above depends on the field (sparser filters agree on more zeros; about 0.65 for
 # names and 0.77 for addresses, see docs/linkage.md). The run measures each filter's baseline b
 # on random pairs and compares Dice against b + t * (1 - b). By arithmetic, not measurement, one
-# typo in a six-letter name (two of seven bigrams changed) lands near t = 0.55.
+# typo in a six-letter name (two of seven bigrams changed) lands near t = 0.55. When the schema
+# flips bits (``[hardening] flip_probability``), identical values no longer score 1: the scale's
+# top becomes the ceiling c of :func:`flip_ceiling` and Dice is compared against b + t * (c - b).
 #: Levels for fields compared on their own.
 DEFAULT_FIELD_THRESHOLDS = (1.0, 0.7, 0.45, 0.25)
 #: Location ladder without a family name: address nearly identical, postcode nearly identical,
@@ -73,11 +76,33 @@ DEFAULT_FAMILY_THRESHOLDS = (1.0, 0.45)
 DEFAULT_BASELINE = 0.5
 
 
-def raw_threshold(normalised: float, baseline: float) -> float:
-    """The Dice threshold of a normalised one, given the filter's unrelated-pair baseline."""
+def raw_threshold(normalised: float, baseline: float, ceiling: float = 1.0) -> float:
+    """The Dice threshold of a normalised one, given the filter's unrelated-pair baseline and
+    what identical values score (1, unless the schema flips bits: see :func:`flip_ceiling`)."""
     if normalised >= 1.0:
+        return 1.0 if ceiling >= 1.0 else round(ceiling, 4)
+    return round(baseline + normalised * (ceiling - baseline), 4)
+
+
+def flipped_similarity(similarity: float, flip_probability: float) -> float:
+    """The expected share of agreeing positions, after both filters' bits were flipped with
+    ``flip_probability``, of two filters that agreed on ``similarity`` of them before."""
+    agree = 1.0 - 2.0 * flip_probability * (1.0 - flip_probability)
+    return (1.0 - agree) + similarity * (2.0 * agree - 1.0)
+
+
+def flip_ceiling(flip_probability: float, stored_bits: int) -> float:
+    """The Dice that identical values reach with at least 99.8% probability when each stored bit
+    of both filters was flipped with ``flip_probability`` (``[hardening] flip_probability``).
+
+    A position agrees after flipping with probability ``a = 1 - 2p(1 - p)``, so two filters of
+    one value agree on about ``a`` of their positions, with spread ``sqrt(a(1 - a) / L)``; the
+    ceiling is three spreads below ``a``. For balanced filters Dice is that share of agreeing
+    positions; for unbalanced ones it is an approximation that EM's trained levels absorb."""
+    if flip_probability <= 0.0:
         return 1.0
-    return round(baseline + normalised * (1.0 - baseline), 4)
+    agree = flipped_similarity(1.0, flip_probability)
+    return agree - 3.0 * math.sqrt(agree * (1.0 - agree) / stored_bits)
 
 
 #: How specific a transform leaves its field: ladders put more specific tokens first.
@@ -232,12 +257,17 @@ def plan_from_schema(
     column's unrelated-pair Dice (:data:`DEFAULT_BASELINE` where missing).
     """
     base = dict(baselines or {})
-
-    def sim(column: str, t: float) -> Similar:
-        return Similar(column, raw_threshold(t, base.get(column, DEFAULT_BASELINE)))
-
     tokens = list(definition.get("tokens", []))
     filters = list(definition.get("filters", []))
+    hardening = definition.get("hardening", {})
+    balanced = bool(hardening.get("balance", False))
+    flip = float(hardening.get("flip_probability", 0.0))
+    stored_bits = {f"bf_{f['name']}": int(f["bits"]) * (2 if balanced else 1) for f in filters}
+
+    def sim(column: str, t: float) -> Similar:
+        ceiling = flip_ceiling(flip, stored_bits.get(column, 64))
+        return Similar(column, raw_threshold(t, base.get(column, DEFAULT_BASELINE), ceiling))
+
     if not tokens and not filters:
         raise SettingsError("the encoding schema computes nothing to compare")
     extra_unique = {
@@ -331,7 +361,6 @@ def plan_from_schema(
                 frozenset({name}) | top_fields,
             )
         )
-    balanced = bool(definition.get("hardening", {}).get("balance", False))
     return ModelPlan(
         ladders=tuple(ladders),
         blocking_tokens=tuple(token_fields),
@@ -340,9 +369,7 @@ def plan_from_schema(
         name_filter_columns=tuple(
             f"bf_{f['name']}" for f in filters if _filter_field(f) in NAME_FIELDS
         ),
-        filter_words=tuple(
-            (f"bf_{f['name']}", int(f["bits"]) * (2 if balanced else 1) // 64) for f in filters
-        ),
+        filter_words=tuple((column, bits // 64) for column, bits in stored_bits.items()),
         token_fields=tuple(token_fields.items()),
         baselines=tuple(sorted(base.items())),
     )

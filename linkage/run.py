@@ -34,6 +34,7 @@ from linkage.model import (
     DEFAULT_FIELD_THRESHOLDS,
     ModelPlan,
     TrainingBlock,
+    flipped_similarity,
     plan_from_schema,
     splink_comparisons,
 )
@@ -228,8 +229,9 @@ def _prepare(
     if settings.lsh_similarity is not None and name_filters:
         records = sum(t.num_rows for t in tables)
         pairs = sum(a.num_rows * b.num_rows for a, b in itertools.combinations(tables, 2))
+        flip = float(definition.get("hardening", {}).get("flip_probability", 0.0))
         scheme = choose_bands_within_budget(
-            settings.lsh_similarity,
+            flipped_similarity(settings.lsh_similarity, flip),
             concatenated_similarity(random_dice, name_filters, plan),
             settings.lsh_budget * records / max(pairs, 1),
         )

@@ -72,6 +72,8 @@ class Variant:
     name: str
     balance: bool
     salt: str | None = None
+    #: ``[hardening] flip_probability`` (random bit flipping, BLIP); 0: not set
+    flip: float = 0.0
 
     def schema(self, out: Path) -> EncodingSchema:
         """``config/encoding/v2.toml`` itself for ``default``; otherwise a bench-local copy whose
@@ -85,6 +87,8 @@ class Variant:
         lines = ["[hardening]", f"balance = {'true' if self.balance else 'false'}"]
         if self.salt:
             lines.append(f'salt = "{self.salt}"')
+        if self.flip:
+            lines.append(f"flip_probability = {self.flip}")
         path = out / "schemas" / f"v2-{self.name}.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.replace(shipped, "\n".join(lines) + "\n"), encoding="utf-8")
@@ -92,11 +96,14 @@ class Variant:
 
 
 #: ``default`` is v2 as shipped (balanced, unsalted); ``none`` switches hardening off;
-#: ``salt-yob`` adds v1's keyed salt by birth year (a trade-off point: it costs recall).
+#: ``salt-yob`` adds v1's keyed salt by birth year (a trade-off point: it costs recall);
+#: ``flip-<p>`` adds random bit flipping with probability p to the default (the trade-off curve).
+FLIPS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25)
 VARIANTS: dict[str, Variant] = {
     "default": Variant("default", balance=True),
     "none": Variant("none", balance=False),
     "salt-yob": Variant("salt-yob", balance=True, salt="date_of_birth:year"),
+    **{f"flip-{p}": Variant(f"flip-{p}", balance=True, flip=p) for p in FLIPS},
 }
 
 

@@ -4,6 +4,11 @@ With the secret, the attacker runs the connector's own encoder over its referenc
 and looks every token and filter the hub holds up among the results: an exact match names the
 value (the token's inputs, the filter's field) without doubt. Expected to succeed; it is here to
 show what the secret protects, and why it must never reach the hub.
+
+When the schema flips bits (``[hardening] flip_probability``), the stored filters carry noise
+keyed by each agency's record-key secret, which this attacker does not hold, so no filter
+matches exactly: filter columns are then left out (no value-level row) rather than reported as
+not re-identified, and the record-level result rests on the tokens, which flipping leaves alone.
 """
 
 from __future__ import annotations
@@ -51,7 +56,10 @@ def attack(
     """Look the hub's values up among the reference people's encodings."""
     ref = reference.tolist()
     out: dict[str, ColumnGuess] = {}
+    flipped = view.schema.hardening.flip_probability > 0
     for name, col in columns.items():
+        if flipped and name.startswith("bf_"):
+            continue
         encoded = population[name]
         table = {
             encoded[i]: int(col.person_code[i])

@@ -15,6 +15,8 @@ from tests.conftest import REPO
 
 OVERLAPS = {1.0, 0.9, 0.75, 0.5}
 HARDENING = {"default", "none"}
+#: the point of the bit-flipping curve that --quick runs (at 100% and 90% overlap only)
+FLIP = "flip-0.2"
 ATTACKS = {"frequency", "patterns", "graph", "dictionary"}
 ROW_KEYS = {
     "system",
@@ -30,6 +32,7 @@ ROW_KEYS = {
     "correct_guesses",
     "guess_precision",
     "linkage_f1",
+    "flip_probability",
 }
 
 
@@ -90,8 +93,34 @@ def test_every_attack_ran_for_both_hardenings_and_all_overlaps(report: dict[str,
         for hardening in HARDENING:
             for overlap in OVERLAPS:
                 assert (attack, hardening, overlap) in rows, (attack, hardening, overlap)
-    assert {t["hardening"] for t in report["targets"]} == HARDENING
-    assert set(report["linkage"]) == HARDENING
+    assert {t["hardening"] for t in report["targets"]} == HARDENING | {FLIP}
+    assert set(report["linkage"]) == HARDENING | {FLIP}
+    flipped = {(a, o) for a, h, o in rows if h == FLIP}
+    assert flipped == {(a, o) for a in ATTACKS for o in (1.0, 0.9)}
+
+
+@pytest.mark.slow
+def test_bit_flipping_weakens_the_filter_attacks_and_keeps_linkage(report: dict[str, Any]) -> None:
+    """Flipping 20% of filter bits stops pattern mining and lowers what the graph attack finds
+    (its features come from filter similarities), while the linkage F1 stays high (the tokens
+    are not flipped and the thresholds follow the noise). The curve lists default, then flip."""
+    rows = _record_rows(report)
+    for overlap in (1.0, 0.9):
+        graph_flip = rows[("graph", FLIP, overlap)]["reidentified_share"]
+        assert graph_flip < rows[("graph", "default", overlap)]["reidentified_share"]
+        assert rows[("patterns", FLIP, overlap)]["reidentified_share"] <= max(
+            0.01, rows[("patterns", "default", overlap)]["reidentified_share"]
+        )
+    assert report["linkage"][FLIP]["f1"] > 0.9
+    assert [p["hardening"] for p in report["curve"]] == ["default", FLIP]
+    assert [p["flip_probability"] for p in report["curve"]] == [0.0, 0.2]
+    # the key-holding attacker cannot undo the per-record noise: no exact filter matches to
+    # report, so its filter columns are left out rather than shown as 0%
+    assert not [
+        r
+        for r in report["results"]
+        if r["attack"] == "dictionary" and r["hardening"] == FLIP and r["target"].startswith("bf_")
+    ]
 
 
 @pytest.mark.slow
@@ -126,5 +155,6 @@ def test_quick_run_output_lands_under_out(tmp_path: Path) -> None:
 
     cfg = parse_args(["--quick", "--out", str(tmp_path)])
     assert cfg.out == tmp_path.resolve() / "quick"
-    assert cfg.hardening == ("default", "none")
+    assert cfg.hardening == ("default", "none", FLIP)
     assert cfg.overlaps == (1.0, 0.9, 0.75, 0.5)
+    assert cfg.curve_overlaps == (1.0, 0.9)

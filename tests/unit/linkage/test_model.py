@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlglot
 from hypothesis import given, settings
@@ -35,6 +36,8 @@ from linkage.model import (
     Similar,
     TrainingBlock,
     _rank,
+    flip_ceiling,
+    flipped_similarity,
     plan_from_schema,
     raw_threshold,
     splink_comparisons,
@@ -355,6 +358,47 @@ def test_baselines_move_each_filters_thresholds() -> None:
     assert isinstance(same_place, AnyOf)
     assert same_place.parts[2] == Similar("bf_postcode", raw_threshold(0.9, 0.7))
     assert same_place.parts[1] == Similar("bf_address", raw_threshold(0.5, DEFAULT_BASELINE))
+
+
+def test_flipped_similarity_and_ceiling() -> None:
+    """Flipping each bit with p makes identical filters agree on 1 - 2p(1 - p) of positions
+    and unrelated balanced ones (agreeing on half) still on half; no flipping changes nothing."""
+    assert flipped_similarity(1.0, 0.1) == pytest.approx(0.82)
+    assert flipped_similarity(0.5, 0.1) == pytest.approx(0.5)
+    assert flipped_similarity(0.9, 0.0) == pytest.approx(0.9)
+    assert flip_ceiling(0.0, 1024) == 1.0
+    # three spreads below the mean agreement: sqrt(0.82 * 0.18 / 1024) = 0.012
+    assert flip_ceiling(0.1, 1024) == pytest.approx(0.82 - 3 * (0.82 * 0.18 / 1024) ** 0.5)
+    assert flip_ceiling(0.1, 256) < flip_ceiling(0.1, 1024) < 0.82
+
+
+@given(st.floats(0.0, 0.25), st.integers(64, 4096))
+@settings(max_examples=100, deadline=None)
+def test_identical_values_reach_the_flip_ceiling(p: float, bits: int) -> None:
+    """Simulated: two copies of one filter, each flipped with p, agree on at least the ceiling
+    in nearly every trial (the ceiling is three spreads below the mean)."""
+    rng = np.random.default_rng(bits)
+    trials = 2000
+    a = rng.random((trials, bits)) < p
+    b = rng.random((trials, bits)) < p
+    agree = (a == b).mean(axis=1)
+    assert (agree >= flip_ceiling(p, bits) - 1e-12).mean() >= 0.99
+
+
+def test_flipping_schema_lowers_the_identical_level(tmp_path: Path) -> None:
+    """With flip_probability the top level of a filter ladder is its ceiling, not 1, and the
+    other levels scale between the baseline and the ceiling."""
+    text = (REPO / "config" / "encoding" / "v2.toml").read_text()
+    path = tmp_path / "v2-flip.toml"
+    path.write_text(text.replace("balance = true\n", "balance = true\nflip_probability = 0.1\n"))
+    plan = plan_from_schema(definition_of(path), baselines={"bf_given_name": 0.5})
+    top = flip_ceiling(0.1, 1024)
+    levels = ladder(plan, "given_name").levels
+    assert levels[0] == Similar("bf_given_name", round(top, 4))
+    assert levels[1] == Similar("bf_given_name", raw_threshold(0.7, 0.5, top))
+    assert raw_threshold(0.7, 0.5, top) == round(0.5 + 0.7 * (top - 0.5), 4)
+    unflipped = plan_from_schema(shipped("v2"), baselines={"bf_given_name": 0.5})
+    assert ladder(unflipped, "given_name").levels[0] == Similar("bf_given_name", 1.0)
 
 
 # --- training blocks ----------------------------------------------------------------------------
