@@ -92,12 +92,17 @@ def flipped_similarity(similarity: float, flip_probability: float) -> float:
 
 
 def flip_ceiling(flip_probability: float, stored_bits: int) -> float:
-    """The Dice that identical values reach with at least 99.8% probability when each stored bit
-    of both filters was flipped with ``flip_probability`` (``[hardening] flip_probability``).
+    """The Dice that two filters of one value nearly always reach when each stored bit of both
+    was flipped with ``flip_probability`` (``[hardening] flip_probability``).
 
     A position agrees after flipping with probability ``a = 1 - 2p(1 - p)``, so two filters of
     one value agree on about ``a`` of their positions, with spread ``sqrt(a(1 - a) / L)``; the
-    ceiling is three spreads below ``a``. For balanced filters Dice is that share of agreeing
+    ceiling is three spreads below ``a``. When many positions are expected to disagree
+    (``2p(1 - p)L >= 10``: every shipped filter size from p = 0.01) identical values reach it
+    with probability at least 99.5% (the binomial count of disagreements, computed exactly over
+    64 to 4,096 bits); with fewer the count is skewed and the probability is lower, down to about
+    91% (one disagreement among a few hundred bits at p near 0.0005), and those identical pairs
+    fall to the next level. For balanced filters Dice is that share of agreeing
     positions; for unbalanced ones it is an approximation that EM's trained levels absorb."""
     if flip_probability <= 0.0:
         return 1.0

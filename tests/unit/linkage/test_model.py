@@ -376,13 +376,16 @@ def test_flipped_similarity_and_ceiling() -> None:
 @settings(max_examples=100, deadline=None)
 def test_identical_values_reach_the_flip_ceiling(p: float, bits: int) -> None:
     """Simulated: two copies of one filter, each flipped with p, agree on at least the ceiling
-    in nearly every trial (the ceiling is three spreads below the mean)."""
+    in nearly every trial: 99% when many positions are expected to disagree (exactly, at least
+    99.5%), 88% when few are (a skewed, nearly Poisson count; exactly, at least 91%)."""
     rng = np.random.default_rng(bits)
     trials = 2000
     a = rng.random((trials, bits)) < p
     b = rng.random((trials, bits)) < p
     agree = (a == b).mean(axis=1)
-    assert (agree >= flip_ceiling(p, bits) - 1e-12).mean() >= 0.99
+    expected_disagreements = 2 * p * (1 - p) * bits
+    floor = 0.99 if expected_disagreements >= 10 else 0.88
+    assert (agree >= flip_ceiling(p, bits) - 1e-12).mean() >= floor
 
 
 def test_flipping_schema_lowers_the_identical_level(tmp_path: Path) -> None:
