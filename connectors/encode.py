@@ -243,27 +243,30 @@ class _Flipper:
 
     def apply(self, filters: dict[str, pa.Array], record_ids: Sequence[str]) -> dict[str, pa.Array]:
         n = len(record_ids)
-        parts: dict[str, list[npt.NDArray[np.uint8]]] = {name: [] for name, _ in self._widths}
+        # missing filters stay missing: their (zero) slots are flipped but never read
+        stored = {
+            name: np.frombuffer(
+                filters[name].fill_null(bytes(width)).buffers()[1], np.uint8, count=n * width
+            )
+            .reshape(n, width)
+            .copy()
+            for name, width in self._widths
+        }
         for start in range(0, n, _FLIP_ROWS):
             masks = self._masks(record_ids[start : start + _FLIP_ROWS])
             offset = 0
             for name, width in self._widths:
-                parts[name].append(masks[:, offset : offset + width])
+                stored[name][start : start + _FLIP_ROWS] ^= masks[:, offset : offset + width]
                 offset += width
-        out = {}
-        for name, width in self._widths:
-            arr = filters[name]
-            flips = np.concatenate(parts[name]) if parts[name] else np.zeros((0, width), np.uint8)
-            # missing filters stay missing: their (zero) slots are flipped but never read
-            data = arr.fill_null(bytes(width)).buffers()[1]
-            stored = np.frombuffer(data, dtype=np.uint8, count=n * width).reshape(n, width)
-            out[name] = pa.FixedSizeBinaryArray.from_buffers(
+        return {
+            name: pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(width),
                 n,
-                [arr.buffers()[0], pa.py_buffer((stored ^ flips).tobytes())],
-                null_count=arr.null_count,
+                [filters[name].buffers()[0], pa.py_buffer(stored[name].tobytes())],
+                null_count=filters[name].null_count,
             )
-        return out
+            for name, width in self._widths
+        }
 
 
 class Encoder:

@@ -204,7 +204,9 @@ def _flip_probability(src: TomlSource, raw: object) -> float:
     probability it applies is ``p`` to within 1/65536."""
     where = src.where("flip_probability")
     if not isinstance(raw, int | float) or isinstance(raw, bool):
-        raise SchemaError(f"{where}: flip_probability must be a number from 0 to 0.25")
+        raise SchemaError(
+            f"{where}: flip_probability must be a number from 0 to {MAX_FLIP_PROBABILITY}"
+        )
     p = float(raw)
     if not 0.0 <= p <= MAX_FLIP_PROBABILITY:
         raise SchemaError(

@@ -80,7 +80,7 @@ def raw_threshold(normalised: float, baseline: float, ceiling: float = 1.0) -> f
     """The Dice threshold of a normalised one, given the filter's unrelated-pair baseline and
     what identical values score (1, unless the schema flips bits: see :func:`flip_ceiling`)."""
     if normalised >= 1.0:
-        return 1.0 if ceiling >= 1.0 else round(ceiling, 4)
+        return round(min(ceiling, 1.0), 4)
     return round(baseline + normalised * (ceiling - baseline), 4)
 
 
@@ -99,11 +99,12 @@ def flip_ceiling(flip_probability: float, stored_bits: int) -> float:
     one value agree on about ``a`` of their positions, with spread ``sqrt(a(1 - a) / L)``; the
     ceiling is three spreads below ``a``. When many positions are expected to disagree
     (``2p(1 - p)L >= 10``: every shipped filter size from p = 0.01) identical values reach it
-    with probability at least 99.5% (the binomial count of disagreements, computed exactly over
-    64 to 4,096 bits); with fewer the count is skewed and the probability is lower, down to about
-    91% (one disagreement among a few hundred bits at p near 0.0005), and those identical pairs
-    fall to the next level. For balanced filters Dice is that share of agreeing
-    positions; for unbalanced ones it is an approximation that EM's trained levels absorb."""
+    with probability at least 99.5%; with fewer the count of disagreements is skewed and the
+    probability is lower, down to about 91% (one disagreement among a few hundred bits at p near
+    0.0005), and those identical pairs fall to the next level. Both bounds are the exact
+    binomial count over 64 to 4,096 bits, checked by ``tests/unit/linkage/test_model.py``. For
+    balanced filters Dice is that share of agreeing positions; for unbalanced ones it is an
+    approximation that EM's trained levels absorb."""
     if flip_probability <= 0.0:
         return 1.0
     agree = flipped_similarity(1.0, flip_probability)
@@ -219,6 +220,8 @@ class ModelPlan:
     token_fields: tuple[tuple[str, frozenset[str]], ...] = field(default=())
     #: each filter's measured unrelated-pair Dice the thresholds were set from
     baselines: tuple[tuple[str, float], ...] = field(default=())
+    #: the schema's ``[hardening] flip_probability`` (0: filters are not flipped)
+    flip_probability: float = 0.0
 
     def words(self, column: str) -> int:
         """The length of filter ``column`` in 64-bit words."""
@@ -270,7 +273,7 @@ def plan_from_schema(
     stored_bits = {f"bf_{f['name']}": int(f["bits"]) * (2 if balanced else 1) for f in filters}
 
     def sim(column: str, t: float) -> Similar:
-        ceiling = flip_ceiling(flip, stored_bits.get(column, 64))
+        ceiling = flip_ceiling(flip, stored_bits[column])
         return Similar(column, raw_threshold(t, base.get(column, DEFAULT_BASELINE), ceiling))
 
     if not tokens and not filters:
@@ -377,6 +380,7 @@ def plan_from_schema(
         filter_words=tuple((column, bits // 64) for column, bits in stored_bits.items()),
         token_fields=tuple(token_fields.items()),
         baselines=tuple(sorted(base.items())),
+        flip_probability=flip,
     )
 
 

@@ -229,9 +229,8 @@ def _prepare(
     if settings.lsh_similarity is not None and name_filters:
         records = sum(t.num_rows for t in tables)
         pairs = sum(a.num_rows * b.num_rows for a, b in itertools.combinations(tables, 2))
-        flip = float(definition.get("hardening", {}).get("flip_probability", 0.0))
         scheme = choose_bands_within_budget(
-            flipped_similarity(settings.lsh_similarity, flip),
+            flipped_similarity(settings.lsh_similarity, plan.flip_probability),
             concatenated_similarity(random_dice, name_filters, plan),
             settings.lsh_budget * records / max(pairs, 1),
         )

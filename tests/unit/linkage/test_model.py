@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +389,22 @@ def test_identical_values_reach_the_flip_ceiling(p: float, bits: int) -> None:
     assert (agree >= flip_ceiling(p, bits) - 1e-12).mean() >= floor
 
 
+def test_the_flip_ceiling_guarantee_exactly() -> None:
+    """What flip_ceiling's docstring states, by the exact binomial count of disagreeing
+    positions (each agrees with 1 - 2p(1 - p)) over 64 to 4,096 bits: at least 99.5% of
+    identical pairs reach the ceiling when 2p(1 - p)L >= 10, and at least 91% otherwise."""
+    from scipy.stats import binom
+
+    for bits in range(64, 4097, 29):
+        for p in [10 ** (-4 + i / 10) for i in range(1, 41)] + [
+            0.25 * i / 40 for i in range(1, 41)
+        ]:
+            q = 2 * p * (1 - p)
+            allowed = math.floor((1 - flip_ceiling(p, bits)) * bits + 1e-9)
+            reached = float(binom.cdf(allowed, bits, q))
+            assert reached >= (0.995 if q * bits >= 10 else 0.91), (bits, p, reached)
+
+
 def test_flipping_schema_lowers_the_identical_level(tmp_path: Path) -> None:
     """With flip_probability the top level of a filter ladder is its ceiling, not 1, and the
     other levels scale between the baseline and the ceiling."""
@@ -402,6 +419,7 @@ def test_flipping_schema_lowers_the_identical_level(tmp_path: Path) -> None:
     assert raw_threshold(0.7, 0.5, top) == round(0.5 + 0.7 * (top - 0.5), 4)
     unflipped = plan_from_schema(shipped("v2"), baselines={"bf_given_name": 0.5})
     assert ladder(unflipped, "given_name").levels[0] == Similar("bf_given_name", 1.0)
+    assert plan.flip_probability == 0.1 and unflipped.flip_probability == 0.0
 
 
 # --- training blocks ----------------------------------------------------------------------------
